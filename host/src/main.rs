@@ -1,0 +1,37 @@
+//! The `mcp-wasm-host` binary: parses the command line, sets up logging (stderr) and
+//! runs the command; errors are printed as one readable message.
+
+use clap::Parser;
+use mcp_wasm_host::cli::{self, Cli};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+/// Log filter when `RUST_LOG` is unset: our own events, and only rmcp's warnings (it
+/// logs every session at info).
+const DEFAULT_LOG: &str = "info,rmcp=warn";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
+        )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! What one call's `Store` holds: the WASI context built from the plugin's grants, the
+//! wasi:http context with its egress policy, and the credential source.
+
+use super::credentials::CredentialSource;
+use super::egress::EgressPolicy;
+use crate::config::{CredentialName, PluginName};
+use crate::sandbox::egress::AllowedHost;
+use std::sync::Arc;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// Everything the operator granted one plugin; built once at load, shared by its calls.
+#[derive(Debug)]
+pub struct Grants {
+    pub plugin: PluginName,
+    /// The plugin's whole environment.
+    pub env: Vec<(String, String)>,
+    pub credentials: Vec<CredentialName>,
+    pub outbound: Vec<AllowedHost>,
+}
+
+/// The data of one call's `Store`; dropped with the store when the call ends.
+pub struct CallState {
+    pub grants: Arc<Grants>,
+    pub credentials: Arc<dyn CredentialSource>,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    egress: EgressPolicy,
+    table: ResourceTable,
+}
+
+impl CallState {
+    pub fn new(grants: Arc<Grants>, credentials: Arc<dyn CredentialSource>) -> Self {
+        let mut wasi = WasiCtx::builder();
+        // No args, no inherited environment, stdin closed, stdout/stderr discarded,
+        // no preopened directories, and no raw sockets or name lookups: a plugin
+        // reaches the network only through wasi:http.
+        wasi.envs(&grants.env)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        Self {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            egress: EgressPolicy(grants.clone()),
+            table: ResourceTable::new(),
+            grants,
+            credentials,
+        }
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.egress,
+        }
+    }
+}

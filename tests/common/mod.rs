@@ -1,0 +1,340 @@
+//! Shared by the end-to-end tests: the plugins (built once per run), a real
+//! OpenWeatherMap-shaped upstream on 127.0.0.1, and the real host process.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of this module"
+)]
+
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The API key the test upstream accepts.
+pub const API_KEY: &str = "test-key-5f3a9c";
+
+/// How long a host may take to compile its plugins and start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_owned()
+}
+
+/// Path of a plugin component, building every test plugin the first time it is asked
+/// for in this process (cargo makes later builds no-ops).
+pub fn plugin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let root = workspace_root();
+        let target = root.join("target");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(&root)
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .args(["-p", "weather", "-p", "echo", "-p", "fixture"])
+            .arg("--target-dir")
+            .arg(&target)
+            .status()
+            .expect("cargo can be run");
+        assert!(status.success(), "building the test plugins failed");
+        target.join("wasm32-wasip2").join("release")
+    });
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(path.exists(), "no plugin at {}", path.display());
+    path
+}
+
+/// One request the upstream received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    /// The raw (still percent-encoded) query string.
+    pub raw_query: String,
+    pub params: HashMap<String, String>,
+}
+
+/// A real HTTP server shaped like OpenWeatherMap's current-weather API.
+///
+/// Cities with special behaviour: `Atlantis` 404, `Ratelimit` 429, `Meltdown` 503,
+/// `Garbled` 200 with a body that is not JSON, `Partial` 200 without `main`. A wrong
+/// `appid` gets 401. Anything else gets a report whose `name` is the city.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl Upstream {
+    pub async fn start() -> Self {
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let app = axum::Router::new()
+            .route("/data/2.5/weather", axum::routing::get(weather))
+            .fallback(|| async { StatusCode::NOT_FOUND })
+            .with_state(requests.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { addr, requests }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+async fn weather(
+    State(requests): State<Arc<Mutex<Vec<Recorded>>>>,
+    uri: Uri,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    requests.lock().unwrap().push(Recorded {
+        path: uri.path().to_owned(),
+        raw_query: uri.query().unwrap_or("").to_owned(),
+        params: params.clone(),
+    });
+    if params.get("appid").map(String::as_str) != Some(API_KEY) {
+        let body = r#"{"cod":401,"message":"Invalid API key."}"#;
+        return (StatusCode::UNAUTHORIZED, body).into_response();
+    }
+    let city = params.get("q").cloned().unwrap_or_default();
+    let imperial = params.get("units").map(String::as_str) == Some("imperial");
+    match city.as_str() {
+        "Atlantis" => (
+            StatusCode::NOT_FOUND,
+            r#"{"cod":"404","message":"city not found"}"#,
+        )
+            .into_response(),
+        "Ratelimit" => (StatusCode::TOO_MANY_REQUESTS, r#"{"cod":429}"#).into_response(),
+        "Meltdown" => (StatusCode::SERVICE_UNAVAILABLE, "upstream down").into_response(),
+        "Garbled" => (StatusCode::OK, "{this is not json").into_response(),
+        "Partial" => (StatusCode::OK, r#"{"name":"Partial","cod":200}"#).into_response(),
+        _ => {
+            let (temp, wind) = if imperial { (70.7, 7.8) } else { (21.5, 3.5) };
+            let body = serde_json::json!({
+                "name": city,
+                "cod": 200,
+                "main": {"temp": temp, "humidity": 40, "pressure": 1012},
+                "weather": [{"id": 800, "main": "Clear", "description": "clear sky"}],
+                "wind": {"speed": wind, "deg": 90},
+            });
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
+    }
+}
+
+/// A running `mcp-wasm-host serve` process, killed on drop.
+pub struct Host {
+    child: Child,
+    pub addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Host {
+    /// Writes `config` to a fresh folder and starts the host on it; waits until it
+    /// listens. Panics with the host's stderr if it does not.
+    pub fn start(config: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut child = host_command(&path, env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the host binary starts");
+        let stderr = collect(child.stderr.take().unwrap());
+        let (line_tx, line_rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = line_tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + START_TIMEOUT;
+        let addr = loop {
+            match line_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("mcp-wasm-host listening on http://") {
+                        let addr = url.trim_end_matches("/mcp");
+                        break addr.parse().expect("a socket address");
+                    }
+                }
+                Err(_) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!(
+                            "host exited with {status} before listening:\n{}",
+                            stderr.lock().unwrap()
+                        );
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "host did not listen within {START_TIMEOUT:?}:\n{}",
+                        stderr.lock().unwrap()
+                    );
+                }
+            }
+        };
+        Self {
+            child,
+            addr,
+            stderr,
+            _dir: dir,
+        }
+    }
+
+    pub fn mcp_url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    /// Everything the host wrote to stderr (its log) so far.
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits up to `timeout` for the log to contain `needle`; returns the log.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- host log ---\n{}--- end of host log ---", self.log());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the host with `config` and expects it to refuse to start; returns its exit
+/// status and stderr.
+pub fn start_refused(config: &str) -> (ExitStatus, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("host.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = host_command(&path, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the host binary starts");
+    let stderr = collect(child.stderr.take().unwrap());
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            // Let the reader thread drain the pipe.
+            std::thread::sleep(Duration::from_millis(50));
+            return (status, stderr.lock().unwrap().clone());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "host did not exit within {START_TIMEOUT:?}:\n{}",
+                stderr.lock().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs the host binary with `args`; returns (status, stdout, stderr).
+pub fn run_host(args: &[&str]) -> (ExitStatus, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_mcp-wasm-host"))
+        .args(args)
+        .env_clear()
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the host binary runs");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn host_command(config: &Path, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-wasm-host"));
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied());
+    command
+}
+
+fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => sink
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+    });
+    text
+}
+
+/// A TOML string literal for `path`.
+pub fn toml_path(path: &Path) -> String {
+    toml_str(&path.display().to_string())
+}
+
+/// A TOML basic string holding `text`.
+pub fn toml_str(text: &str) -> String {
+    serde_json::to_string(text).unwrap()
+}
+
+/// The config of a host serving the weather plugin against `upstream`.
+pub fn weather_config(upstream_base: &str, allowed: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[plugins.weather]
+path = {path}
+env = {{ WEATHER_API_BASE = {base} }}
+credentials = ["weather-api-key"]
+allowed_outbound_hosts = [{allowed}]
+"#,
+        path = toml_path(&plugin("weather")),
+        base = toml_str(upstream_base),
+        allowed = toml_str(allowed),
+    )
+}
+
+/// An rmcp client connected to `url` over Streamable HTTP.
+pub async fn connect(url: &str) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    use rmcp::ServiceExt;
+    let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.to_owned());
+    ().serve(transport).await.expect("the MCP client connects")
+}

@@ -1,0 +1,38 @@
+"""Lists and calls the host's tools with the official Python MCP SDK.
+
+Usage: sdk_client.py URL MODE CITY
+MODE is "auto" (the SDK's default: 2026-07-28 via server/discover) or "legacy"
+(the initialize handshake). Prints one JSON object with what the client saw.
+"""
+
+import asyncio
+import json
+import sys
+
+from mcp import Client
+
+
+async def main(url: str, mode: str, city: str) -> None:
+    async with Client(url, mode=mode) as client:
+        tools = await client.list_tools()
+        result = await client.call_tool("get_weather", {"city": city, "units": "metric"})
+        invalid = await client.call_tool("get_weather", {"city": "x" * 101})
+        print(
+            json.dumps(
+                {
+                    "protocol_version": client.protocol_version,
+                    "tools": [
+                        {"name": t.name, "input_schema": t.input_schema} for t in tools.tools
+                    ],
+                    "is_error": bool(result.is_error),
+                    "text": [c.text for c in result.content if c.type == "text"],
+                    "structured": result.structured_content,
+                    "invalid_is_error": bool(invalid.is_error),
+                    "invalid_text": [c.text for c in invalid.content if c.type == "text"],
+                }
+            )
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))

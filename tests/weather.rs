@@ -1,0 +1,255 @@
+//! End to end: the real host process serves the weather plugin; the rmcp client lists
+//! and calls it; a real HTTP upstream answers (and records what it was asked).
+
+mod common;
+
+use common::{API_KEY, Host, Upstream, connect, weather_config};
+use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn args(value: Value) -> JsonObject {
+    value.as_object().expect("an object").clone()
+}
+
+fn text_of(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+async fn call(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    arguments: Value,
+) -> CallToolResult {
+    client
+        .call_tool(CallToolRequestParams::new("get_weather").with_arguments(args(arguments)))
+        .await
+        .expect("tools/call answers")
+}
+
+fn start_weather_host(upstream: &Upstream, key: Option<&str>) -> Host {
+    let config = weather_config(&upstream.base_url(), &upstream.base_url());
+    let env: Vec<(&str, &str)> = key
+        .map(|k| vec![("MCP_SECRET_WEATHER_API_KEY", k)])
+        .unwrap_or_default();
+    Host::start(&config, &env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_and_calls_get_weather() {
+    let upstream = Upstream::start().await;
+    let host = start_weather_host(&upstream, Some(API_KEY));
+    let client = connect(&host.mcp_url()).await;
+
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 1, "{tools:?}");
+    let tool = &tools[0];
+    assert_eq!(tool.name, "get_weather");
+    let schema = Value::Object((*tool.input_schema).clone());
+    assert_eq!(schema["type"], "object");
+    assert_eq!(schema["properties"]["city"]["maxLength"], 100);
+    assert_eq!(schema["required"], json!(["city"]));
+    assert_eq!(schema["additionalProperties"], false);
+    assert!(tool.output_schema.is_some());
+
+    let result = call(&client, json!({"city": "São Paulo"})).await;
+    assert_eq!(result.is_error, Some(false), "{result:?}");
+    assert_eq!(
+        text_of(&result),
+        "São Paulo: 21.5°C, clear sky, humidity 40%, wind 3.5 m/s"
+    );
+    assert_eq!(
+        result.structured_content,
+        Some(json!({
+            "city": "São Paulo", "temperature": 21.5, "units": "metric",
+            "description": "clear sky", "humidity": 40.0, "wind_speed": 3.5,
+        }))
+    );
+
+    let seen = upstream.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].path, "/data/2.5/weather");
+    assert_eq!(seen[0].params["appid"], API_KEY);
+    assert_eq!(seen[0].params["q"], "São Paulo");
+    assert_eq!(seen[0].params["units"], "metric");
+    assert!(
+        seen[0].raw_query.contains("q=S%C3%A3o%20Paulo"),
+        "{}",
+        seen[0].raw_query
+    );
+
+    let result = call(&client, json!({"city": "St. John's", "units": "imperial"})).await;
+    assert_eq!(result.is_error, Some(false), "{result:?}");
+    assert_eq!(
+        text_of(&result),
+        "St. John's: 70.7°F, clear sky, humidity 40%, wind 7.8 mph"
+    );
+    let seen = upstream.requests();
+    assert_eq!(seen[1].params["units"], "imperial");
+    assert!(
+        seen[1].raw_query.contains("q=St.%20John%27s"),
+        "{}",
+        seen[1].raw_query
+    );
+    client.cancel().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_arguments_are_tool_errors_and_never_reach_upstream() {
+    let upstream = Upstream::start().await;
+    let host = start_weather_host(&upstream, Some(API_KEY));
+    let client = connect(&host.mcp_url()).await;
+
+    let cases = [
+        (json!({"city": "x".repeat(101)}), "/city", "longer than 100"),
+        (json!({"city": ""}), "/city", "shorter than 1"),
+        (
+            json!({"city": "'; DROP TABLE users; --"}),
+            "/city",
+            "does not match",
+        ),
+        (
+            json!({"city": "../../etc/passwd"}),
+            "/city",
+            "does not match",
+        ),
+        (json!({"city": 42}), "/city", "not of type \"string\""),
+        (json!({}), "(root)", "\"city\" is a required property"),
+        (json!({"city": "Oslo", "extra": 1}), "(root)", "'extra'"),
+        (
+            json!({"city": "Oslo", "units": "kelvin"}),
+            "/units",
+            "kelvin",
+        ),
+    ];
+    for (arguments, field, reason) in cases {
+        let result = call(&client, arguments.clone()).await;
+        let text = text_of(&result);
+        assert_eq!(result.is_error, Some(true), "{arguments}: {text}");
+        assert!(
+            text.starts_with("Invalid arguments for `get_weather`"),
+            "{arguments}: {text}"
+        );
+        assert!(text.contains(field), "{arguments}: {text}");
+        assert!(text.contains(reason), "{arguments}: {text}");
+    }
+
+    // No arguments at all is the empty object: `city` is missing.
+    let result = client
+        .call_tool(CallToolRequestParams::new("get_weather"))
+        .await
+        .unwrap();
+    assert_eq!(result.is_error, Some(true));
+    assert!(text_of(&result).contains("\"city\" is a required property"));
+
+    assert!(upstream.requests().is_empty(), "{:?}", upstream.requests());
+    client.cancel().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_tool_is_a_clear_protocol_error() {
+    let upstream = Upstream::start().await;
+    let host = start_weather_host(&upstream, Some(API_KEY));
+    let client = connect(&host.mcp_url()).await;
+    let err = client
+        .call_tool(CallToolRequestParams::new("get_wether"))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("unknown tool `get_wether`"), "{message}");
+    assert!(upstream.requests().is_empty());
+    client.cancel().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_failures_become_readable_tool_errors() {
+    let upstream = Upstream::start().await;
+    let host = start_weather_host(&upstream, Some(API_KEY));
+    let client = connect(&host.mcp_url()).await;
+    for (city, expected) in [
+        ("Atlantis", "No weather found for city \"Atlantis\""),
+        ("Ratelimit", "HTTP 429"),
+        ("Meltdown", "unavailable (HTTP 503)"),
+        ("Garbled", "could not read"),
+        ("Partial", "could not read"),
+    ] {
+        let result = call(&client, json!({"city": city})).await;
+        let text = text_of(&result);
+        assert_eq!(result.is_error, Some(true), "{city}: {text}");
+        assert!(text.contains(expected), "{city}: {text}");
+    }
+    assert_eq!(upstream.requests().len(), 5);
+    // After all those failures the plugin still answers.
+    let result = call(&client, json!({"city": "Oslo"})).await;
+    assert_eq!(result.is_error, Some(false), "{}", text_of(&result));
+    client.cancel().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_or_missing_key_is_reported_without_leaking_it() {
+    let upstream = Upstream::start().await;
+    let wrong_key = "wrong-key-8d1e0b";
+    let host = start_weather_host(&upstream, Some(wrong_key));
+    let client = connect(&host.mcp_url()).await;
+    let result = call(&client, json!({"city": "Oslo"})).await;
+    let text = text_of(&result);
+    assert_eq!(result.is_error, Some(true), "{text}");
+    assert!(text.contains("rejected the API key (HTTP 401)"), "{text}");
+    assert!(!text.contains(wrong_key), "{text}");
+    assert!(
+        !host.log().contains(wrong_key),
+        "the key is in the host log"
+    );
+    client.cancel().await.ok();
+    drop(host);
+
+    let host = start_weather_host(&upstream, None);
+    let client = connect(&host.mcp_url()).await;
+    let result = call(&client, json!({"city": "Oslo"})).await;
+    let text = text_of(&result);
+    assert_eq!(result.is_error, Some(true), "{text}");
+    assert!(
+        text.contains("the credential `weather-api-key` has no value on the host"),
+        "{text}"
+    );
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "only the wrong-key call got through"
+    );
+    client.cancel().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_outside_the_allowlist_is_never_contacted() {
+    let upstream = Upstream::start().await;
+    // The allowlist names another port on the same address: not the upstream.
+    let other = format!(
+        "http://127.0.0.1:{}",
+        upstream.addr.port().wrapping_add(1).max(1)
+    );
+    let config = weather_config(&upstream.base_url(), &other);
+    let host = Host::start(&config, &[("MCP_SECRET_WEATHER_API_KEY", API_KEY)]);
+    let client = connect(&host.mcp_url()).await;
+    let result = call(&client, json!({"city": "Oslo"})).await;
+    let text = text_of(&result);
+    assert_eq!(result.is_error, Some(true), "{text}");
+    assert!(
+        text.contains("could not reach the weather service"),
+        "{text}"
+    );
+    assert!(upstream.requests().is_empty(), "{:?}", upstream.requests());
+    let log = host.wait_for_log("denied outgoing request", Duration::from_secs(5));
+    assert!(log.contains("denied outgoing request"), "{log}");
+    assert!(log.contains("plugin=weather"), "{log}");
+    assert!(
+        log.contains(&format!("target=http://127.0.0.1:{}", upstream.addr.port())),
+        "{log}"
+    );
+    assert!(!log.contains(API_KEY), "the key is in the host log");
+    client.cancel().await.ok();
+}
