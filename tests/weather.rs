@@ -253,3 +253,44 @@ async fn upstream_outside_the_allowlist_is_never_contacted() {
     assert!(!log.contains(API_KEY), "the key is in the host log");
     client.cancel().await.ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arguments_that_are_not_an_object_are_a_tool_error() {
+    let upstream = Upstream::start().await;
+    let host = start_weather_host(&upstream, Some(API_KEY));
+    let http = reqwest::Client::new();
+    for (arguments, found) in [
+        ("\"London\"", "a string"),
+        ("[\"London\"]", "an array"),
+        ("7", "a number"),
+    ] {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{{"name":"get_weather",
+            "arguments":{arguments},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
+        );
+        let response = http
+            .post(host.mcp_url())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "get_weather")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let answer: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        assert_eq!(answer["id"], 9, "{answer}");
+        assert_eq!(answer["result"]["isError"], true, "{answer}");
+        let text = answer["result"]["content"][0]["text"].as_str().unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "Invalid arguments for `get_weather`: arguments must be a JSON object, got {found}"
+            )
+        );
+    }
+    assert!(upstream.requests().is_empty());
+}

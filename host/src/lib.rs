@@ -5,6 +5,7 @@
 //! - [`cli`]: the command line (`serve`, `plugin inspect`).
 //! - [`config`]: `host.toml` parsed and checked; every error names the key and line.
 //! - [`server`]: the axum router, the listener (TCP_NODELAY) and `/healthz`.
+//! - [`guard`]: checks on each `/mcp` request before rmcp parses it.
 //! - [`mcp`]: the rmcp `ServerHandler`: `tools/list` and `tools/call` over Streamable HTTP.
 //! - [`pipeline`]: one tool call, step by step, from request to `CallToolResult`.
 //! - [`registry`]: the loaded plugins and their tools (schemas compiled once at load).
@@ -14,6 +15,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod guard;
 pub mod inspect;
 pub mod mcp;
 pub mod pipeline;

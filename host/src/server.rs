@@ -6,6 +6,7 @@
 //! and set TCP_NODELAY on every accepted socket for the SSE cases.
 
 use crate::config::ServerConfig;
+use crate::guard;
 use crate::mcp::McpHandler;
 use crate::pipeline::Pipeline;
 use axum::Router;
@@ -45,9 +46,12 @@ pub fn app(pipeline: Arc<Pipeline>, config: &ServerConfig, shutdown: Cancellatio
         Arc::new(LocalSessionManager::default()),
         transport,
     );
+    let mcp = Router::new()
+        .fallback_service(mcp)
+        .layer(axum::middleware::from_fn(guard::check_tool_call_shape));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .nest_service("/mcp", mcp)
+        .nest("/mcp", mcp)
 }
 
 /// Binds `addr`; returns the listener and the address actually bound (port 0 picks one).
