@@ -26,7 +26,8 @@ fn assert_refused(config: &str, needles: &[&str]) {
 
 #[test]
 fn missing_plugin_file_is_refused() {
-    let config = "[server]\nlisten = \"127.0.0.1:0\"\n[plugins.ghost]\npath = \"/nonexistent/ghost.wasm\"\n";
+    let config =
+        "[server]\nlisten = \"127.0.0.1:0\"\n[plugins.ghost]\npath = \"/nonexistent/ghost.wasm\"\n";
     assert_refused(
         config,
         &["plugin `ghost`", "/nonexistent/ghost.wasm", "No such file"],
@@ -107,7 +108,12 @@ fn invalid_output_schema_is_refused() {
     }]);
     assert_refused(
         &fixture_config("fix", tools),
-        &["plugin `fix`", "tool `out`", "output-schema", "not a valid JSON Schema"],
+        &[
+            "plugin `fix`",
+            "tool `out`",
+            "output-schema",
+            "not a valid JSON Schema",
+        ],
     );
 }
 
@@ -173,15 +179,15 @@ fn inspect_shows_tools_schemas_and_imports() {
     assert!(stdout.contains("get_weather"), "{stdout}");
     assert!(stdout.contains("\"maxLength\": 100"), "{stdout}");
     assert!(stdout.contains("output-schema:"), "{stdout}");
-    for import in ["mcp:tools/credentials@0.1.0", "wasi:http/outgoing-handler@0.2"] {
+    for import in [
+        "mcp:tools/credentials@0.1.0",
+        "wasi:http/outgoing-handler@0.2",
+    ] {
         assert!(stdout.contains(import), "{import} missing:\n{stdout}");
     }
     assert!(stdout.contains("only `allowed_outbound_hosts`"), "{stdout}");
 
     let (status, _, stderr) = run_host(&["plugin", "inspect", "/nonexistent.wasm"]);
     assert!(!status.success());
-    assert!(
-        stderr.contains("cannot read /nonexistent.wasm"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("cannot read /nonexistent.wasm"), "{stderr}");
 }

@@ -42,7 +42,10 @@ async fn python_sdk_lists_and_calls_in_both_modes() {
     let host = Host::start(&config, &[("MCP_SECRET_WEATHER_API_KEY", API_KEY)]);
     let url = host.mcp_url();
 
-    for (mode, version, city) in [("auto", "2026-07-28", "Zürich"), ("legacy", "2025-11-25", "Oslo")] {
+    for (mode, version, city) in [
+        ("auto", "2026-07-28", "Zürich"),
+        ("legacy", "2025-11-25", "Oslo"),
+    ] {
         let url = url.clone();
         let seen = tokio::task::spawn_blocking(move || run_sdk(&url, mode, city))
             .await

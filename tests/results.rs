@@ -36,8 +36,7 @@ async fn call(
 ) -> CallToolResult {
     client
         .call_tool(
-            CallToolRequestParams::new(tool)
-                .with_arguments(arguments.as_object().unwrap().clone()),
+            CallToolRequestParams::new(tool).with_arguments(arguments.as_object().unwrap().clone()),
         )
         .await
         .expect("tools/call answers")
@@ -111,7 +110,12 @@ async fn plugin_errors_are_readable_tool_errors() {
     let host = fixture_host();
     let client = connect(&host.mcp_url()).await;
 
-    let result = call(&client, "fixture", json!({"text": "nope", "is_error": true})).await;
+    let result = call(
+        &client,
+        "fixture",
+        json!({"text": "nope", "is_error": true}),
+    )
+    .await;
     assert_eq!(result.is_error, Some(true));
     assert_eq!(only_text(&result), "nope");
 

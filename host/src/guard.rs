@@ -53,7 +53,10 @@ fn bad_arguments(body: &[u8]) -> Option<(BadArguments, Option<&RawValue>)> {
         b't' | b'f' => "a boolean",
         _ => "a number",
     };
-    let tool = params.name.map(|n| n.chars().take(128).collect()).unwrap_or_default();
+    let tool = params
+        .name
+        .map(|n| n.chars().take(128).collect())
+        .unwrap_or_default();
     Some((BadArguments { tool, found }, envelope.id))
 }
 
@@ -86,7 +89,8 @@ pub async fn check_tool_call_shape(request: Request, next: Next) -> Response {
             .is_some_and(|v| v >= "2026-07-28");
         return tool_error_response(&bad, id, modern);
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 fn tool_error_response(bad: &BadArguments, id: Option<&RawValue>, modern: bool) -> Response {
@@ -124,7 +128,9 @@ mod tests {
     #[test]
     fn non_object_arguments_are_caught() {
         let call = |args: &str| {
-            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"t","arguments":{args}}}}}"#)
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"t","arguments":{args}}}}}"#
+            )
         };
         assert_eq!(check(&call("\"hello\"")), Some("a string"));
         assert_eq!(check(&call("[1,2]")), Some("an array"));
@@ -137,8 +143,14 @@ mod tests {
 
     #[test]
     fn other_messages_pass_through() {
-        assert_eq!(check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#), None);
-        assert_eq!(check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}"#), None);
+        assert_eq!(
+            check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#),
+            None
+        );
+        assert_eq!(
+            check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}"#),
+            None
+        );
         assert_eq!(check("not json"), None);
         assert_eq!(check("[]"), None);
     }

@@ -1,0 +1,70 @@
+//! `cargo bench --bench sandbox`: the per-call cost of the sandbox and of argument
+//! validation, measured on the real plugins.
+//!
+//! - `instance+call/echo`: a fresh Store and instance from the plugin's InstancePre,
+//!   then `call-tool` of the trivial echo tool (target: <= 25 us median).
+//! - `validate/*`: the weather tool's input schema against good and bad arguments.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use mcp_wasm_host::config::PluginName;
+use mcp_wasm_host::sandbox::Sandbox;
+use mcp_wasm_host::sandbox::credentials::EnvSource;
+use mcp_wasm_host::sandbox::state::Grants;
+use mcp_wasm_host::schema::CompiledSchema;
+use serde_json::json;
+use std::hint::black_box;
+use std::sync::Arc;
+
+fn grants(name: &str) -> Arc<Grants> {
+    Arc::new(Grants {
+        plugin: PluginName::try_from(name.to_owned()).unwrap(),
+        env: vec![("WEATHER_API_BASE".into(), "http://127.0.0.1:9".into())],
+        credentials: Vec::new(),
+        outbound: Vec::new(),
+    })
+}
+
+fn benches(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sandbox = Sandbox::new(Arc::new(EnvSource)).unwrap();
+    let prepare = |name: &str| {
+        let bytes = std::fs::read(common::plugin(name)).unwrap();
+        let component = runtime.block_on(sandbox.compile(bytes)).unwrap();
+        sandbox.prepare(&component, grants(name)).unwrap()
+    };
+    let echo = prepare("echo");
+    let arguments = json!({"message": "hello"}).to_string();
+    let answer = runtime
+        .block_on(sandbox.call_tool(&echo, "echo", &arguments))
+        .unwrap()
+        .unwrap();
+    assert!(!answer.is_error);
+    c.bench_function("instance+call/echo", |b| {
+        b.to_async(&runtime).iter(|| async {
+            black_box(sandbox.call_tool(&echo, "echo", &arguments).await.unwrap())
+        })
+    });
+
+    let weather = prepare("weather");
+    let tools = runtime.block_on(sandbox.list_tools(&weather)).unwrap();
+    let schema = CompiledSchema::compile_object_schema(&tools[0].input_schema).unwrap();
+    let good = json!({"city": "São Paulo", "units": "metric"});
+    let bad = json!({"city": "'; DROP TABLE users; --", "units": "kelvin", "x": 1});
+    assert!(schema.check(&good).is_ok() && schema.check(&bad).is_err());
+    c.bench_function("validate/weather-good", |b| {
+        b.iter(|| black_box(schema.check(black_box(&good))))
+    });
+    c.bench_function("validate/weather-bad", |b| {
+        b.iter(|| black_box(schema.check(black_box(&bad))))
+    });
+}
+
+criterion_group!(sandbox, benches);
+criterion_main!(sandbox);
