@@ -18,4 +18,7 @@ target/test-venv/bin/python -m pip install --quiet --disable-pip-version-check \
 
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
-cargo test --all-targets
+# The benchmarks once each, as smoke tests (a few calls; no figures worth reading),
+# then the unit and end-to-end tests.
+cargo test --benches
+cargo test
