@@ -13,6 +13,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// How long in-flight requests may run after a shutdown signal.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "mcp-wasm-host",
@@ -77,7 +80,14 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
     std::io::stdout().flush().ok();
     tracing::info!(address = %local, "serving MCP at /mcp");
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    server::serve(listener, app, shutdown).await?;
+    let drained = shutdown.clone();
+    tokio::select! {
+        served = server::serve(listener, app, shutdown) => served?,
+        () = async move {
+            drained.cancelled().await;
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } => tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; stopping anyway"),
+    }
     tracing::info!("stopped");
     Ok(())
 }
