@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The plugins' target, and the tools the checks use.
-rustup target add wasm32-wasip2
+# The plugins' target (wasip1 for cargo-component), and the tools the checks use.
+rustup target add wasm32-wasip2 wasm32-wasip1
 rustup component add rustfmt clippy
 
 # The official Python MCP SDK, pinned, for the test that uses a client written by others.
@@ -18,7 +18,19 @@ target/test-venv/bin/python -m pip install --quiet --disable-pip-version-check \
 
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
+
+# The reference plugin also builds with cargo-component (installed once if absent),
+# and the host accepts what it produces.
+if ! cargo component --version >/dev/null 2>&1; then
+  cargo install cargo-component --locked
+fi
+(cd plugins/weather && cargo component build --release)
+inspected=$(cargo run --quiet -- plugin inspect target/wasm32-wasip1/release/weather.wasm)
+grep -q '^  get_weather$' <<<"$inspected"
+echo "cargo component build: weather.wasm loads and offers get_weather"
+
 # The benchmarks once each, as smoke tests (a few calls; no figures worth reading),
 # then the unit and end-to-end tests.
 cargo test --benches
 cargo test
+

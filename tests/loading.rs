@@ -16,7 +16,7 @@ fn fixture_config(name: &str, tools: serde_json::Value) -> String {
 }
 
 fn assert_refused(config: &str, needles: &[&str]) {
-    let (status, stderr) = start_refused(config);
+    let (status, stderr) = start_refused(config, &[]);
     assert!(!status.success(), "host started:\n{stderr}");
     for needle in needles {
         assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");

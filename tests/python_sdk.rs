@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{API_KEY, Host, Upstream, weather_config, workspace_root};
+use common::{API_KEY, ENV_SECRETS, Host, Upstream, weather_config, workspace_root};
 use serde_json::{Value, json};
 use std::process::Command;
 
@@ -38,7 +38,7 @@ fn run_sdk(url: &str, mode: &str, city: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_lists_and_calls_in_both_modes() {
     let upstream = Upstream::start().await;
-    let config = weather_config(&upstream.base_url(), &upstream.base_url());
+    let config = weather_config(&upstream.base_url(), &upstream.base_url(), ENV_SECRETS);
     let host = Host::start(&config, &[("MCP_SECRET_WEATHER_API_KEY", API_KEY)]);
     let url = host.mcp_url();
 

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{API_KEY, Host, Upstream, connect, weather_config};
+use common::{
+    API_KEY, ENV_SECRETS, Host, Secrets, Upstream, connect, start_refused, weather_config,
+};
 use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -31,18 +33,21 @@ async fn call(
         .expect("tools/call answers")
 }
 
-fn start_weather_host(upstream: &Upstream, key: Option<&str>) -> Host {
-    let config = weather_config(&upstream.base_url(), &upstream.base_url());
-    let env: Vec<(&str, &str)> = key
-        .map(|k| vec![("MCP_SECRET_WEATHER_API_KEY", k)])
-        .unwrap_or_default();
-    Host::start(&config, &env)
+/// A host whose weather plugin gets `key` from the encrypted store.
+fn start_weather_host(upstream: &Upstream, key: &str) -> (Host, Secrets) {
+    let secrets = Secrets::new(&[("weather-api-key", key)]);
+    let config = weather_config(
+        &upstream.base_url(),
+        &upstream.base_url(),
+        &secrets.section(),
+    );
+    (Host::start(&config, &secrets.env()), secrets)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_and_calls_get_weather() {
     let upstream = Upstream::start().await;
-    let host = start_weather_host(&upstream, Some(API_KEY));
+    let (host, _secrets) = start_weather_host(&upstream, API_KEY);
     let client = connect(&host.mcp_url()).await;
 
     let tools = client.list_all_tools().await.unwrap();
@@ -101,7 +106,7 @@ async fn lists_and_calls_get_weather() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_arguments_are_tool_errors_and_never_reach_upstream() {
     let upstream = Upstream::start().await;
-    let host = start_weather_host(&upstream, Some(API_KEY));
+    let (host, _secrets) = start_weather_host(&upstream, API_KEY);
     let client = connect(&host.mcp_url()).await;
 
     let cases = [
@@ -153,7 +158,7 @@ async fn bad_arguments_are_tool_errors_and_never_reach_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_tool_is_a_clear_protocol_error() {
     let upstream = Upstream::start().await;
-    let host = start_weather_host(&upstream, Some(API_KEY));
+    let (host, _secrets) = start_weather_host(&upstream, API_KEY);
     let client = connect(&host.mcp_url()).await;
     let err = client
         .call_tool(CallToolRequestParams::new("get_wether"))
@@ -168,7 +173,7 @@ async fn unknown_tool_is_a_clear_protocol_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_failures_become_readable_tool_errors() {
     let upstream = Upstream::start().await;
-    let host = start_weather_host(&upstream, Some(API_KEY));
+    let (host, _secrets) = start_weather_host(&upstream, API_KEY);
     let client = connect(&host.mcp_url()).await;
     for (city, expected) in [
         ("Atlantis", "No weather found for city \"Atlantis\""),
@@ -190,38 +195,50 @@ async fn upstream_failures_become_readable_tool_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wrong_or_missing_key_is_reported_without_leaking_it() {
+async fn a_wrong_key_is_reported_without_leaking_it() {
     let upstream = Upstream::start().await;
     let wrong_key = "wrong-key-8d1e0b";
-    let host = start_weather_host(&upstream, Some(wrong_key));
+    let (host, _secrets) = start_weather_host(&upstream, wrong_key);
     let client = connect(&host.mcp_url()).await;
     let result = call(&client, json!({"city": "Oslo"})).await;
     let text = text_of(&result);
     assert_eq!(result.is_error, Some(true), "{text}");
     assert!(text.contains("rejected the API key (HTTP 401)"), "{text}");
     assert!(!text.contains(wrong_key), "{text}");
+    assert_eq!(upstream.requests()[0].params["appid"], wrong_key);
+    let log = host.wait_for_log("weather-api-key:granted", Duration::from_secs(5));
     assert!(
-        !host.log().contains(wrong_key),
-        "the key is in the host log"
+        log.contains("credentials=[\"weather-api-key:granted\"]"),
+        "{log}"
     );
+    assert!(!log.contains(wrong_key), "the key is in the host log");
     client.cancel().await.ok();
-    drop(host);
+}
 
-    let host = start_weather_host(&upstream, None);
-    let client = connect(&host.mcp_url()).await;
-    let result = call(&client, json!({"city": "Oslo"})).await;
-    let text = text_of(&result);
-    assert_eq!(result.is_error, Some(true), "{text}");
+#[test]
+fn a_missing_key_stops_the_host_at_start() {
+    let secrets = Secrets::new(&[]);
+    let config = weather_config(
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+        &secrets.section(),
+    );
+    let (status, stderr) = start_refused(&config, &secrets.env());
+    assert!(!status.success());
     assert!(
-        text.contains("the credential `weather-api-key` has no value on the host"),
-        "{text}"
+        stderr.contains(
+            "plugin `weather`: credential `weather-api-key`: it is not in the secret store"
+        ),
+        "{stderr}"
     );
-    assert_eq!(
-        upstream.requests().len(),
-        1,
-        "only the wrong-key call got through"
+    // The environment source checks at start too.
+    let config = weather_config("http://127.0.0.1:9", "http://127.0.0.1:9", ENV_SECRETS);
+    let (status, stderr) = start_refused(&config, &[]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("the environment variable MCP_SECRET_WEATHER_API_KEY is not set"),
+        "{stderr}"
     );
-    client.cancel().await.ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,7 +249,8 @@ async fn upstream_outside_the_allowlist_is_never_contacted() {
         "http://127.0.0.1:{}",
         upstream.addr.port().wrapping_add(1).max(1)
     );
-    let config = weather_config(&upstream.base_url(), &other);
+    // This host takes its key from the environment, the simplest credential source.
+    let config = weather_config(&upstream.base_url(), &other, ENV_SECRETS);
     let host = Host::start(&config, &[("MCP_SECRET_WEATHER_API_KEY", API_KEY)]);
     let client = connect(&host.mcp_url()).await;
     let result = call(&client, json!({"city": "Oslo"})).await;
@@ -257,7 +275,7 @@ async fn upstream_outside_the_allowlist_is_never_contacted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arguments_that_are_not_an_object_are_a_tool_error() {
     let upstream = Upstream::start().await;
-    let host = start_weather_host(&upstream, Some(API_KEY));
+    let (host, _secrets) = start_weather_host(&upstream, API_KEY);
     let http = reqwest::Client::new();
     for (arguments, found) in [
         ("\"London\"", "a string"),

@@ -43,12 +43,19 @@ fn benches(c: &mut Criterion) {
     let arguments = json!({"message": "hello"}).to_string();
     let answer = runtime
         .block_on(sandbox.call_tool(&echo, "echo", &arguments))
+        .outcome
         .unwrap()
         .unwrap();
     assert!(!answer.is_error);
     c.bench_function("instance+call/echo", |b| {
         b.to_async(&runtime).iter(|| async {
-            black_box(sandbox.call_tool(&echo, "echo", &arguments).await.unwrap())
+            black_box(
+                sandbox
+                    .call_tool(&echo, "echo", &arguments)
+                    .await
+                    .outcome
+                    .unwrap(),
+            )
         })
     });
 

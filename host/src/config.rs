@@ -32,6 +32,8 @@ pub enum ConfigError {
 pub struct Config {
     #[serde(default)]
     pub server: ServerConfig,
+    #[serde(default)]
+    pub secrets: SecretsConfig,
     /// `[plugins.NAME]` tables, in name order (load order is deterministic).
     #[serde(default)]
     pub plugins: BTreeMap<PluginName, PluginConfig>,
@@ -63,6 +65,65 @@ impl Default for ServerConfig {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// `[secrets]`: where plugin credentials come from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// `store` (default): the encrypted store file; `env`: `MCP_SECRET_<NAME>` variables.
+    #[serde(default)]
+    pub source: SecretSource,
+    /// The store file.
+    #[serde(default = "default_store")]
+    pub store: PathBuf,
+    /// Environment variable holding the key-encryption key (default `MCP_HOST_KEK`).
+    #[serde(default)]
+    pub kek_env: Option<String>,
+    /// File holding the key-encryption key (mode 0600, not in the store's folder).
+    #[serde(default)]
+    pub kek_file: Option<PathBuf>,
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        Self {
+            source: SecretSource::default(),
+            store: default_store(),
+            kek_env: None,
+            kek_file: None,
+        }
+    }
+}
+
+fn default_store() -> PathBuf {
+    PathBuf::from("data/secrets.json")
+}
+
+/// Where the KEK comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KekSource {
+    Env(String),
+    File(PathBuf),
+}
+
+impl SecretsConfig {
+    /// The configured KEK source (`MCP_HOST_KEK` unless told otherwise).
+    pub fn kek_source(&self) -> KekSource {
+        match (&self.kek_file, &self.kek_env) {
+            (Some(file), _) => KekSource::File(file.clone()),
+            (None, Some(var)) => KekSource::Env(var.clone()),
+            (None, None) => KekSource::Env("MCP_HOST_KEK".to_owned()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretSource {
+    #[default]
+    Store,
+    Env,
 }
 
 /// One `[plugins.NAME]` table: the component and exactly what it is granted.
@@ -196,8 +257,19 @@ impl Config {
             toml::from_str(text).map_err(|e| Problem::Parse(e.to_string().trim().to_owned()))?;
         config.check()?;
         for plugin in config.plugins.values_mut() {
-            if plugin.path.is_relative() {
-                plugin.path = base.join(&plugin.path);
+            plugin.path = base.join(&plugin.path);
+        }
+        let secrets = &mut config.secrets;
+        secrets.store = base.join(&secrets.store);
+        if let Some(file) = &mut secrets.kek_file {
+            *file = base.join(&*file);
+            let store_folder = secrets.store.parent().map(normalize);
+            if file.parent().map(normalize) == store_folder {
+                return Err(Problem::Invalid(format!(
+                    "[secrets] kek_file = \"{}\" is in the same folder as the store; keep \
+                     the key away from what it protects",
+                    file.display()
+                )));
             }
         }
         Ok(config)
@@ -210,6 +282,11 @@ impl Config {
                 "[server] listen = \"{listen}\": only loopback addresses are allowed until \
                  TLS and authentication are configured; use 127.0.0.1 or [::1]"
             )));
+        }
+        if self.secrets.kek_env.is_some() && self.secrets.kek_file.is_some() {
+            return Err(Problem::Invalid(
+                "[secrets] set kek_env or kek_file, not both".to_owned(),
+            ));
         }
         if let Some(url) = &self.server.public_url
             && (!matches!(url.scheme(), "http" | "https") || url.host_str().is_none())
@@ -239,6 +316,21 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `path` with `.` and `..` components resolved lexically (no file system access).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 enum Problem {
@@ -312,6 +404,37 @@ mod tests {
     fn env_names_are_checked() {
         let err = parse("[plugins.a]\npath = \"a.wasm\"\nenv = { \"A=B\" = \"x\" }\n").unwrap_err();
         assert!(err.contains("A=B"), "{err}");
+    }
+
+    #[test]
+    fn secrets_defaults_and_paths() {
+        let config = parse("").unwrap();
+        assert_eq!(config.secrets.source, SecretSource::Store);
+        assert_eq!(
+            config.secrets.store,
+            Path::new("/etc/mcp/data/secrets.json")
+        );
+        assert_eq!(
+            config.secrets.kek_source(),
+            KekSource::Env("MCP_HOST_KEK".into())
+        );
+        let config = parse("[secrets]\nsource = \"env\"\nkek_file = \"keys/kek\"\n").unwrap();
+        assert_eq!(config.secrets.source, SecretSource::Env);
+        assert_eq!(
+            config.secrets.kek_source(),
+            KekSource::File("/etc/mcp/keys/kek".into())
+        );
+    }
+
+    #[test]
+    fn bad_secrets_settings_are_refused() {
+        let err = parse("[secrets]\nkek_env = \"A\"\nkek_file = \"k\"\n").unwrap_err();
+        assert!(err.contains("not both"), "{err}");
+        let err = parse("[secrets]\nstore = \"data/s.json\"\nkek_file = \"data/../data/kek\"\n")
+            .unwrap_err();
+        assert!(err.contains("same folder"), "{err}");
+        let err = parse("[secrets]\nsource = \"vault\"\n").unwrap_err();
+        assert!(err.contains("vault") && err.contains("line 2"), "{err}");
     }
 
     #[test]

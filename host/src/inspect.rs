@@ -39,8 +39,13 @@ impl CredentialSource for NoCredentials {
     fn get(
         &self,
         _name: &str,
-    ) -> Result<Option<String>, crate::sandbox::credentials::SourceUnavailable> {
+    ) -> Result<Option<zeroize::Zeroizing<String>>, crate::sandbox::credentials::SourceUnavailable>
+    {
         Ok(None)
+    }
+
+    fn describe(&self, _name: &str) -> String {
+        "inspection grants no credentials".to_owned()
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`pipeline`]: one tool call, step by step, from request to `CallToolResult`.
 //! - [`registry`]: the loaded plugins and their tools (schemas compiled once at load).
 //! - [`schema`]: checks a plugin's JSON Schemas at load and validates arguments per call.
+//! - [`secrets`]: the envelope-encrypted credential store and its KEK.
 //! - [`sandbox`]: the wasmtime engine and everything a plugin instance may touch.
 //! - [`inspect`]: `plugin inspect`: what a component offers and what it asks for.
 
@@ -22,4 +23,5 @@ pub mod pipeline;
 pub mod registry;
 pub mod sandbox;
 pub mod schema;
+pub mod secrets;
 pub mod server;

@@ -5,6 +5,7 @@ use crate::registry::{RegisteredTool, Registry};
 use crate::sandbox::Sandbox;
 use crate::sandbox::bindings::exports::mcp::tools::tools::{CallError, CallResult};
 use crate::sandbox::bindings::mcp::tools::types::Content;
+use crate::sandbox::credentials::CredentialUse;
 use base64::Engine as _;
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Resource};
 use serde_json::Value;
@@ -62,12 +63,18 @@ impl Pipeline {
             )));
         }
         // 5. invoke in a fresh, capability-scoped instance.
-        let result = self.invoke(tool, &call.tool, &arguments).await;
+        let call_id = uuid::Uuid::new_v4();
+        let (result, credential_uses) = self.invoke(tool, &call.tool, &arguments, call_id).await;
         // 6. audit (audit issue); for now the outcome goes to the host log.
         tracing::info!(
+            %call_id,
             plugin = %tool.plugin.name,
             tool = %call.tool,
             is_error = result.is_error.unwrap_or(false),
+            credentials = ?credential_uses
+                .iter()
+                .map(|u| format!("{}:{}", u.name, u.outcome.as_str()))
+                .collect::<Vec<_>>(),
             duration_us = started.elapsed().as_micros() as u64,
             "tool call"
         );
@@ -75,20 +82,27 @@ impl Pipeline {
     }
 
     /// Runs the plugin and maps whatever happens to a `CallToolResult`.
-    async fn invoke(&self, tool: &RegisteredTool, name: &str, arguments: &Value) -> CallToolResult {
+    async fn invoke(
+        &self,
+        tool: &RegisteredTool,
+        name: &str,
+        arguments: &Value,
+        call_id: uuid::Uuid,
+    ) -> (CallToolResult, Vec<CredentialUse>) {
         let plugin = &tool.plugin;
-        match self
+        let invocation = self
             .sandbox
             .call_tool(&plugin.prepared, name, &arguments.to_string())
-            .await
-        {
+            .await;
+        let result = match invocation.outcome {
             Ok(Ok(result)) => map_result(tool, result),
             Ok(Err(error)) => map_call_error(error),
             Err(error) => {
-                tracing::warn!(plugin = %plugin.name, tool = name, %error, "tool call failed");
+                tracing::warn!(%call_id, plugin = %plugin.name, tool = name, %error, "tool call failed");
                 tool_error(format!("The tool `{name}` failed: {}", error.short()))
             }
-        }
+        };
+        (result, invocation.credential_uses)
     }
 }
 

@@ -228,13 +228,13 @@ impl Drop for Host {
     }
 }
 
-/// Runs the host with `config` and expects it to refuse to start; returns its exit
-/// status and stderr.
-pub fn start_refused(config: &str) -> (ExitStatus, String) {
+/// Runs the host with `config` and `env` and expects it to refuse to start; returns
+/// its exit status and stderr.
+pub fn start_refused(config: &str, env: &[(&str, &str)]) -> (ExitStatus, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("host.toml");
     std::fs::write(&path, config).unwrap();
-    let mut child = host_command(&path, &[])
+    let mut child = host_command(&path, env)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -313,12 +313,15 @@ pub fn toml_str(text: &str) -> String {
     serde_json::to_string(text).unwrap()
 }
 
-/// The config of a host serving the weather plugin against `upstream`.
-pub fn weather_config(upstream_base: &str, allowed: &str) -> String {
+/// The config of a host serving the weather plugin against `upstream`, with
+/// `secrets` as its `[secrets]` section (see [`Secrets::section`]).
+pub fn weather_config(upstream_base: &str, allowed: &str, secrets: &str) -> String {
     format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
+
+{secrets}
 
 [plugins.weather]
 path = {path}
@@ -330,6 +333,95 @@ allowed_outbound_hosts = [{allowed}]
         base = toml_str(upstream_base),
         allowed = toml_str(allowed),
     )
+}
+
+/// The `[secrets]` section that takes credentials from `MCP_SECRET_*` variables.
+pub const ENV_SECRETS: &str = "[secrets]\nsource = \"env\"\n";
+
+/// An encrypted secret store in a temp folder, filled through the real CLI.
+pub struct Secrets {
+    dir: tempfile::TempDir,
+    /// The KEK (base64), as `MCP_HOST_KEK` must hold it.
+    pub kek: String,
+}
+
+impl Secrets {
+    /// A new store with a fresh KEK holding `values`.
+    pub fn new(values: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (status, kek, stderr) = run_host(&["keygen"]);
+        assert!(status.success(), "{stderr}");
+        let secrets = Self {
+            dir,
+            kek: kek.trim().to_owned(),
+        };
+        std::fs::write(secrets.config_path(), secrets.section()).unwrap();
+        for (name, value) in values {
+            secrets.set(name, value).unwrap();
+        }
+        secrets
+    }
+
+    /// The `[secrets]` section naming this store (KEK from `MCP_HOST_KEK`).
+    pub fn section(&self) -> String {
+        format!(
+            "[secrets]\nstore = {}\nkek_env = \"MCP_HOST_KEK\"\n",
+            toml_path(&self.store_path())
+        )
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.dir.path().join("data").join("secrets.json")
+    }
+
+    /// A config file holding only [`Self::section`], for the `secrets` commands.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("secrets.toml")
+    }
+
+    /// The environment a host or CLI using this store needs.
+    pub fn env(&self) -> [(&str, &str); 1] {
+        [("MCP_HOST_KEK", self.kek.as_str())]
+    }
+
+    /// `mcp-wasm-host secrets ARGS --config ...`, with `stdin` as standard input.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> (ExitStatus, String, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-wasm-host"))
+            .arg("secrets")
+            .args(args)
+            .arg("--config")
+            .arg(self.config_path())
+            .env_clear()
+            .envs(self.env())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the host binary runs");
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// Stores `value` as `name` through `secrets set`; `Err(stderr)` if refused.
+    pub fn set(&self, name: &str, value: &str) -> Result<(), String> {
+        let (status, _, stderr) = self.cli(&["set", name], &format!("{value}\n"));
+        if status.success() {
+            Ok(())
+        } else {
+            Err(stderr)
+        }
+    }
 }
 
 /// An rmcp client connected to `url` over Streamable HTTP.

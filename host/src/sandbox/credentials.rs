@@ -1,13 +1,49 @@
 //! The `credentials` import: a plugin reads a credential only if the operator granted
-//! it. Values come from a [`CredentialSource`]; they are never logged.
+//! it. Values come from a [`CredentialSource`] (the encrypted store, or the host's
+//! environment); every access is recorded by name, and values are never logged.
 
 use super::bindings::mcp::tools::credentials::{Error as WitError, Host};
 use super::state::CallState;
+use crate::config::{Config, KekSource, SecretSource};
+use crate::secrets::kek::{Kek, KekError};
+use crate::secrets::{SecretStore, SecretsError};
+use std::sync::Arc;
+use zeroize::Zeroizing;
 
 /// Where credential values come from.
 pub trait CredentialSource: Send + Sync {
     /// The value of `name`, `Ok(None)` if the source has none.
-    fn get(&self, name: &str) -> Result<Option<String>, SourceUnavailable>;
+    fn get(&self, name: &str) -> Result<Option<Zeroizing<String>>, SourceUnavailable>;
+
+    /// Where a missing credential should be put, for error messages.
+    fn describe(&self, name: &str) -> String;
+}
+
+/// One credential request of a call: which name, and what the plugin got (never the
+/// value). The audit log carries these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialUse {
+    pub name: String,
+    pub outcome: CredentialOutcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialOutcome {
+    Granted,
+    NotGranted,
+    NotFound,
+    Unavailable,
+}
+
+impl CredentialOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialOutcome::Granted => "granted",
+            CredentialOutcome::NotGranted => "not-granted",
+            CredentialOutcome::NotFound => "not-found",
+            CredentialOutcome::Unavailable => "unavailable",
+        }
+    }
 }
 
 /// The source could not be read (a store that failed to decrypt, say).
@@ -32,39 +68,149 @@ impl EnvSource {
 }
 
 impl CredentialSource for EnvSource {
-    fn get(&self, name: &str) -> Result<Option<String>, SourceUnavailable> {
+    fn get(&self, name: &str) -> Result<Option<Zeroizing<String>>, SourceUnavailable> {
         match std::env::var(Self::variable(name)) {
-            Ok(value) => Ok(Some(value)),
+            Ok(value) if value.is_empty() => Ok(None),
+            Ok(value) => Ok(Some(Zeroizing::new(value))),
             Err(std::env::VarError::NotPresent) => Ok(None),
             Err(std::env::VarError::NotUnicode(_)) => Err(SourceUnavailable),
         }
     }
+
+    fn describe(&self, name: &str) -> String {
+        format!(
+            "the environment variable {} is not set",
+            Self::variable(name)
+        )
+    }
+}
+
+/// Credentials from the encrypted store, decrypted on each use.
+pub struct StoreSource(pub SecretStore);
+
+impl CredentialSource for StoreSource {
+    fn get(&self, name: &str) -> Result<Option<Zeroizing<String>>, SourceUnavailable> {
+        self.0.get(name).map_err(|error| {
+            tracing::error!(%error, "credential store read failed");
+            SourceUnavailable
+        })
+    }
+
+    fn describe(&self, name: &str) -> String {
+        format!(
+            "it is not in the secret store {}; add it with `mcp-wasm-host secrets set {name}`",
+            self.0.path().display()
+        )
+    }
+}
+
+/// Why the host cannot start with its credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialSetupError {
+    #[error(transparent)]
+    Kek(#[from] KekError),
+    #[error(transparent)]
+    Store(#[from] SecretsError),
+    #[error("plugin `{plugin}`: credential `{name}`: {reason}")]
+    Unusable {
+        plugin: String,
+        name: String,
+        reason: String,
+    },
+}
+
+/// Loads the KEK a config names.
+pub fn load_kek(source: &KekSource) -> Result<Kek, KekError> {
+    match source {
+        KekSource::Env(var) => Kek::from_env(var),
+        KekSource::File(path) => Kek::from_file(path),
+    }
+}
+
+/// The credential source the config asks for, after checking that every credential
+/// granted to a plugin exists and can be read. The store and its KEK are needed only
+/// when some plugin is granted a credential.
+pub fn from_config(config: &Config) -> Result<Arc<dyn CredentialSource>, CredentialSetupError> {
+    let granted: Vec<(&str, &str)> = config
+        .plugins
+        .iter()
+        .flat_map(|(plugin, p)| {
+            p.credentials
+                .iter()
+                .map(move |c| (plugin.as_str(), c.as_str()))
+        })
+        .collect();
+    let source: Arc<dyn CredentialSource> = match config.secrets.source {
+        SecretSource::Env => Arc::new(EnvSource),
+        SecretSource::Store if granted.is_empty() => Arc::new(EnvSource),
+        SecretSource::Store => {
+            let kek = load_kek(&config.secrets.kek_source())?;
+            let store = SecretStore::open(&config.secrets.store, kek)?;
+            for &(plugin, name) in &granted {
+                store
+                    .get(name)
+                    .map_err(|e| CredentialSetupError::Unusable {
+                        plugin: plugin.to_owned(),
+                        name: name.to_owned(),
+                        reason: e.to_string(),
+                    })?;
+            }
+            Arc::new(StoreSource(store))
+        }
+    };
+    for &(plugin, name) in &granted {
+        let unusable = |reason: String| CredentialSetupError::Unusable {
+            plugin: plugin.to_owned(),
+            name: name.to_owned(),
+            reason,
+        };
+        match source.get(name) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(unusable(source.describe(name))),
+            Err(SourceUnavailable) => return Err(unusable("it cannot be read".to_owned())),
+        }
+    }
+    Ok(source)
 }
 
 /// The `types` interface has no functions; the linker still wants it implemented.
 impl super::bindings::mcp::tools::types::Host for CallState {}
 
+/// Names longer than this are cut in the access record: a plugin chooses the name.
+const MAX_RECORDED_NAME: usize = 128;
+
 impl Host for CallState {
     fn get(&mut self, name: String) -> Result<String, WitError> {
         let grants = &self.grants;
-        if !grants
-            .credentials
-            .iter()
-            .any(|granted| granted.as_str() == name)
-        {
+        let recorded: String = name.chars().take(MAX_RECORDED_NAME).collect();
+        let granted = grants.credentials.iter().any(|g| g.as_str() == name);
+        let answer = if !granted {
             tracing::warn!(
                 plugin = %grants.plugin,
                 capability = "credential",
-                target = %name.escape_debug(),
+                target = %recorded.escape_debug(),
                 "denied credential: not granted to this plugin"
             );
-            return Err(WitError::NotGranted);
-        }
-        match self.credentials.get(&name) {
-            Ok(Some(value)) => Ok(value),
-            Ok(None) => Err(WitError::NotFound),
-            Err(SourceUnavailable) => Err(WitError::Unavailable),
-        }
+            Err(WitError::NotGranted)
+        } else {
+            match self.credentials.get(&name) {
+                // The guest needs its own copy; ours is zeroized when dropped here.
+                Ok(Some(value)) => Ok(value.as_str().to_owned()),
+                Ok(None) => Err(WitError::NotFound),
+                Err(SourceUnavailable) => Err(WitError::Unavailable),
+            }
+        };
+        let outcome = match &answer {
+            Ok(_) => CredentialOutcome::Granted,
+            Err(WitError::NotGranted) => CredentialOutcome::NotGranted,
+            Err(WitError::NotFound) => CredentialOutcome::NotFound,
+            Err(WitError::Unavailable) => CredentialOutcome::Unavailable,
+        };
+        self.credential_uses.push(CredentialUse {
+            name: recorded,
+            outcome,
+        });
+        answer
     }
 }
 

@@ -12,7 +12,7 @@ pub mod state;
 
 use bindings::exports::mcp::tools::tools::{CallError, CallResult, Tool};
 use bindings::{Plugin, PluginPre};
-use credentials::CredentialSource;
+use credentials::{CredentialSource, CredentialUse};
 use state::{CallState, Grants};
 use std::sync::Arc;
 use thiserror::Error;
@@ -169,12 +169,31 @@ impl Sandbox {
         plugin: &PreparedPlugin,
         tool: &str,
         arguments: &str,
-    ) -> Result<Result<CallResult, CallError>, SandboxError> {
-        let (mut store, instance) = self.instantiate(plugin).await?;
-        instance
+    ) -> Invocation {
+        let (mut store, instance) = match self.instantiate(plugin).await {
+            Ok(ready) => ready,
+            Err(error) => {
+                return Invocation {
+                    outcome: Err(error),
+                    credential_uses: Vec::new(),
+                };
+            }
+        };
+        let outcome = instance
             .mcp_tools_tools()
             .call_call_tool(&mut store, tool, arguments)
             .await
-            .map_err(|e| SandboxError::Trap(format!("{e:#}")))
+            .map_err(|e| SandboxError::Trap(format!("{e:#}")));
+        Invocation {
+            outcome,
+            credential_uses: std::mem::take(&mut store.data_mut().credential_uses),
+        }
     }
+}
+
+/// What one call did: the plugin's answer (or why there is none), and the
+/// credentials it asked for.
+pub struct Invocation {
+    pub outcome: Result<Result<CallResult, CallError>, SandboxError>,
+    pub credential_uses: Vec<CredentialUse>,
 }

@@ -1,7 +1,7 @@
 //! What one call's `Store` holds: the WASI context built from the plugin's grants, the
 //! wasi:http context with its egress policy, and the credential source.
 
-use super::credentials::CredentialSource;
+use super::credentials::{CredentialSource, CredentialUse};
 use super::egress::EgressPolicy;
 use crate::config::{CredentialName, PluginName};
 use crate::sandbox::egress::AllowedHost;
@@ -24,6 +24,8 @@ pub struct Grants {
 pub struct CallState {
     pub grants: Arc<Grants>,
     pub credentials: Arc<dyn CredentialSource>,
+    /// Every credential request of this call, in order.
+    pub credential_uses: Vec<CredentialUse>,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     egress: EgressPolicy,
@@ -47,6 +49,7 @@ impl CallState {
             table: ResourceTable::new(),
             grants,
             credentials,
+            credential_uses: Vec::new(),
         }
     }
 }

@@ -1,0 +1,319 @@
+//! The credential store: a JSON file of envelope-encrypted secrets, read whole, written
+//! atomically under a lock. Values are decrypted only on use, into zeroizing memory.
+//!
+//! File layout (`format` 1):
+//! `{"format":1,"secrets":{"NAME":{"created":..,"updated":..,"sealed":{..}}}}`.
+
+pub mod envelope;
+pub mod file;
+pub mod kek;
+
+use crate::config::CredentialName;
+use envelope::{OpenError, Sealed};
+use kek::{Kek, KekError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+use zeroize::Zeroizing;
+
+/// The file format this build reads and writes.
+const FORMAT: u32 = 1;
+/// Largest value a secret may hold: API keys and tokens, not files.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// Largest store file we read.
+const MAX_STORE_BYTES: u64 = 16 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error(transparent)]
+    Kek(#[from] KekError),
+    #[error("cannot read the secret store {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the secret store {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the secret store {path} is not a valid store file: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("the secret store {path} has format {found}; this build reads format {FORMAT}")]
+    Format { path: PathBuf, found: u32 },
+    #[error("the secret store {path} is larger than {MAX_STORE_BYTES} bytes")]
+    TooLarge { path: PathBuf },
+    #[error("secret `{name}` in {path} cannot be opened: {source}")]
+    Open {
+        path: PathBuf,
+        name: String,
+        source: OpenError,
+    },
+    #[error("no secret `{name}` in {path}")]
+    NotFound { path: PathBuf, name: String },
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("the value is empty")]
+    EmptyValue,
+    #[error("the value is longer than {MAX_VALUE_BYTES} bytes")]
+    ValueTooLarge,
+    #[error("the value is not UTF-8 text")]
+    NotText,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreFile {
+    format: u32,
+    #[serde(default)]
+    secrets: BTreeMap<String, Entry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    created: String,
+    updated: String,
+    sealed: Sealed,
+}
+
+/// One row of `secrets list`: never a value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    pub name: String,
+    pub created: String,
+    pub updated: String,
+}
+
+/// An opened store: its sealed entries and the KEK that opens them.
+pub struct SecretStore {
+    path: PathBuf,
+    kek: Kek,
+    file: StoreFile,
+}
+
+impl std::fmt::Debug for SecretStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretStore")
+            .field("path", &self.path)
+            .field("kek", &self.kek)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+fn check_name(name: &str) -> Result<(), SecretsError> {
+    CredentialName::try_from(name.to_owned())
+        .map(|_| ())
+        .map_err(SecretsError::InvalidName)
+}
+
+impl SecretStore {
+    /// Reads the store at `path` (a missing file is an empty store).
+    pub fn open(path: &Path, kek: Kek) -> Result<Self, SecretsError> {
+        let file = read(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            kek,
+            file,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Decrypts secret `name`; `Ok(None)` if the store has no such secret.
+    pub fn get(&self, name: &str) -> Result<Option<Zeroizing<String>>, SecretsError> {
+        let Some(entry) = self.file.secrets.get(name) else {
+            return Ok(None);
+        };
+        let bytes = envelope::open(&self.kek, name, &entry.sealed).map_err(|source| {
+            SecretsError::Open {
+                path: self.path.clone(),
+                name: name.to_owned(),
+                source,
+            }
+        })?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| SecretsError::NotText)?;
+        Ok(Some(Zeroizing::new(text.to_owned())))
+    }
+
+    /// Names and dates of every secret, in name order.
+    pub fn list(&self) -> Vec<Listed> {
+        self.file
+            .secrets
+            .iter()
+            .map(|(name, entry)| Listed {
+                name: name.clone(),
+                created: entry.created.clone(),
+                updated: entry.updated.clone(),
+            })
+            .collect()
+    }
+
+    /// Stores `value` as secret `name` (replacing any old value), under the write lock.
+    pub fn set(path: &Path, kek: &Kek, name: &str, value: &[u8]) -> Result<(), SecretsError> {
+        check_name(name)?;
+        if value.is_empty() {
+            return Err(SecretsError::EmptyValue);
+        }
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(SecretsError::ValueTooLarge);
+        }
+        if std::str::from_utf8(value).is_err() {
+            return Err(SecretsError::NotText);
+        }
+        update(path, |file| {
+            check_same_kek(path, file, kek)?;
+            let sealed = envelope::seal(kek, name, value);
+            let stamp = now();
+            let created = file
+                .secrets
+                .get(name)
+                .map(|e| e.created.clone())
+                .unwrap_or_else(|| stamp.clone());
+            file.secrets.insert(
+                name.to_owned(),
+                Entry {
+                    created,
+                    updated: stamp,
+                    sealed,
+                },
+            );
+            Ok(())
+        })
+    }
+
+    /// Removes secret `name`, under the write lock.
+    pub fn remove(path: &Path, name: &str) -> Result<(), SecretsError> {
+        update(path, |file| match file.secrets.remove(name) {
+            Some(_) => Ok(()),
+            None => Err(SecretsError::NotFound {
+                path: path.to_owned(),
+                name: name.to_owned(),
+            }),
+        })
+    }
+
+    /// Re-wraps every data key from `old` to `new` in one atomic write. Nothing is
+    /// written unless every secret opens with `old`.
+    pub fn rotate_kek(path: &Path, old: &Kek, new: &Kek) -> Result<usize, SecretsError> {
+        Self::rotate_kek_with(path, old, new, || Ok(()))
+    }
+
+    pub(crate) fn rotate_kek_with(
+        path: &Path,
+        old: &Kek,
+        new: &Kek,
+        before_rename: impl FnOnce() -> std::io::Result<()>,
+    ) -> Result<usize, SecretsError> {
+        let mut count = 0;
+        update_with(
+            path,
+            |file| {
+                for (name, entry) in file.secrets.iter_mut() {
+                    entry.sealed =
+                        envelope::rotate(old, new, name, &entry.sealed).map_err(|source| {
+                            SecretsError::Open {
+                                path: path.to_owned(),
+                                name: name.clone(),
+                                source,
+                            }
+                        })?;
+                    count += 1;
+                }
+                Ok(())
+            },
+            before_rename,
+        )?;
+        Ok(count)
+    }
+}
+
+/// Every secret in a store is sealed under one KEK: refuse to mix in another.
+fn check_same_kek(path: &Path, file: &StoreFile, kek: &Kek) -> Result<(), SecretsError> {
+    match file
+        .secrets
+        .iter()
+        .find(|(_, e)| e.sealed.kek_id != kek.id())
+    {
+        None => Ok(()),
+        Some((name, entry)) => Err(SecretsError::Open {
+            path: path.to_owned(),
+            name: name.clone(),
+            source: OpenError::WrongKek {
+                found: entry.sealed.kek_id.clone(),
+                expected: kek.id().to_owned(),
+            },
+        }),
+    }
+}
+
+fn read(path: &Path) -> Result<StoreFile, SecretsError> {
+    let read_err = |source| SecretsError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let metadata = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(StoreFile {
+                format: FORMAT,
+                secrets: BTreeMap::new(),
+            });
+        }
+        Err(e) => return Err(read_err(e)),
+    };
+    if metadata.len() > MAX_STORE_BYTES {
+        return Err(SecretsError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(read_err)?;
+    let file: StoreFile = serde_json::from_slice(&bytes).map_err(|e| SecretsError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    if file.format != FORMAT {
+        return Err(SecretsError::Format {
+            path: path.to_owned(),
+            found: file.format,
+        });
+    }
+    Ok(file)
+}
+
+fn update(
+    path: &Path,
+    change: impl FnOnce(&mut StoreFile) -> Result<(), SecretsError>,
+) -> Result<(), SecretsError> {
+    update_with(path, change, || Ok(()))
+}
+
+/// Read-modify-write under the lock; nothing is written if `change` fails.
+fn update_with(
+    path: &Path,
+    change: impl FnOnce(&mut StoreFile) -> Result<(), SecretsError>,
+    before_rename: impl FnOnce() -> std::io::Result<()>,
+) -> Result<(), SecretsError> {
+    let write_err = |source| SecretsError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder).map_err(write_err)?;
+    }
+    let _lock = file::WriteLock::acquire(path).map_err(write_err)?;
+    let mut store = read(path)?;
+    change(&mut store)?;
+    let bytes = serde_json::to_vec_pretty(&store).expect("the store serializes");
+    file::write_atomic_with(path, &bytes, before_rename).map_err(write_err)
+}
+
+#[cfg(test)]
+mod tests;
