@@ -10,9 +10,10 @@ mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mcp_wasm_host::config::PluginName;
-use mcp_wasm_host::sandbox::Sandbox;
 use mcp_wasm_host::sandbox::credentials::EnvSource;
+use mcp_wasm_host::sandbox::limits::Limits;
 use mcp_wasm_host::sandbox::state::Grants;
+use mcp_wasm_host::sandbox::{PoolSize, Sandbox};
 use mcp_wasm_host::schema::CompiledSchema;
 use serde_json::json;
 use std::hint::black_box;
@@ -24,6 +25,7 @@ fn grants(name: &str) -> Arc<Grants> {
         env: vec![("WEATHER_API_BASE".into(), "http://127.0.0.1:9".into())],
         credentials: Vec::new(),
         outbound: Vec::new(),
+        limits: Limits::default(),
     })
 }
 
@@ -33,7 +35,7 @@ fn benches(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let sandbox = Sandbox::new(Arc::new(EnvSource)).unwrap();
+    let sandbox = Sandbox::new(Arc::new(EnvSource), PoolSize::default()).unwrap();
     let prepare = |name: &str| {
         let bytes = std::fs::read(common::plugin(name)).unwrap();
         let component = runtime.block_on(sandbox.compile(bytes)).unwrap();

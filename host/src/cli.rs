@@ -181,7 +181,7 @@ fn secrets_command(config_path: &Path, command: SecretsCommand) -> anyhow::Resul
 async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&config_path)?;
     let credentials = credentials::from_config(&config)?;
-    let sandbox = Arc::new(Sandbox::new(credentials)?);
+    let sandbox = Arc::new(Sandbox::new(credentials, config.pool_size())?);
     let registry = Arc::new(Registry::load(&config, &sandbox).await?);
     let pipeline = Arc::new(Pipeline::new(registry, sandbox));
     let shutdown = CancellationToken::new();

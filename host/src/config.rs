@@ -1,7 +1,9 @@
 //! `host.toml`: parsed with serde (unknown keys are errors that name the key and the
 //! line), checked once at start, relative paths resolved against the file's folder.
 
+use crate::sandbox::PoolSize;
 use crate::sandbox::egress::AllowedHost;
+use crate::sandbox::limits::Limits;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -144,6 +146,9 @@ pub struct PluginConfig {
     /// `scheme://host[:port]` entries the plugin may send HTTP requests to.
     #[serde(default)]
     pub allowed_outbound_hosts: Vec<AllowedHost>,
+    /// Memory, time, concurrency and output limits (defaults for what is not set).
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 /// A plugin's name in the config: 1-64 of `a-z 0-9 _ -`, used in logs and errors.
@@ -249,6 +254,17 @@ impl Config {
                 message,
             },
         })
+    }
+
+    /// How to size the instance pool: every plugin's concurrency, the largest memory.
+    pub fn pool_size(&self) -> PoolSize {
+        let concurrency = self
+            .plugins
+            .values()
+            .map(|p| p.limits.max_concurrency)
+            .fold(0u32, u32::saturating_add);
+        let memory = self.plugins.values().map(|p| p.limits.memory).max();
+        PoolSize::new(concurrency, memory.unwrap_or_default())
     }
 
     /// Parses config text; `base` is the folder relative paths are resolved against.

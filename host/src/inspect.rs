@@ -5,8 +5,9 @@
 use crate::config::PluginName;
 use crate::sandbox::bindings::exports::mcp::tools::tools::Tool;
 use crate::sandbox::credentials::CredentialSource;
+use crate::sandbox::limits::Limits;
 use crate::sandbox::state::Grants;
-use crate::sandbox::{Sandbox, SandboxError};
+use crate::sandbox::{PoolSize, Sandbox, SandboxError};
 use crate::schema::CompiledSchema;
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
@@ -63,7 +64,8 @@ pub async fn inspect(path: &Path) -> Result<Inspection, InspectError> {
         source,
     };
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    let sandbox = Sandbox::new(Arc::new(NoCredentials)).map_err(sandbox_err)?;
+    let sandbox =
+        Sandbox::new(Arc::new(NoCredentials), PoolSize::default()).map_err(sandbox_err)?;
     let component = sandbox.compile(bytes).await.map_err(sandbox_err)?;
     let imports = component
         .component_type()
@@ -75,6 +77,7 @@ pub async fn inspect(path: &Path) -> Result<Inspection, InspectError> {
         env: Vec::new(),
         credentials: Vec::new(),
         outbound: Vec::new(),
+        limits: Limits::default(),
     });
     let prepared = sandbox.prepare(&component, grants).map_err(sandbox_err)?;
     let tools = sandbox.list_tools(&prepared).await.map_err(sandbox_err)?;

@@ -62,7 +62,7 @@ impl Pipeline {
                 call.tool
             )));
         }
-        // 5. invoke in a fresh, capability-scoped instance.
+        // 5. invoke in a fresh, capability-scoped instance, within the plugin's limits.
         let call_id = uuid::Uuid::new_v4();
         let (result, credential_uses) = self.invoke(tool, &call.tool, &arguments, call_id).await;
         // 6. audit (audit issue); for now the outcome goes to the host log.
@@ -82,18 +82,55 @@ impl Pipeline {
     }
 
     /// Runs the plugin and maps whatever happens to a `CallToolResult`.
+    ///
+    /// The call takes one of the plugin's concurrency permits (waiting at most
+    /// [`BUSY_WAIT`]) and runs as a task of its own: a panic anywhere in it ends that
+    /// call only, and the permit is held until the task ends even if the client leaves.
     async fn invoke(
         &self,
-        tool: &RegisteredTool,
+        tool: &Arc<RegisteredTool>,
         name: &str,
         arguments: &Value,
         call_id: uuid::Uuid,
     ) -> (CallToolResult, Vec<CredentialUse>) {
         let plugin = &tool.plugin;
-        let invocation = self
-            .sandbox
-            .call_tool(&plugin.prepared, name, &arguments.to_string())
-            .await;
+        let permit = match tokio::time::timeout(BUSY_WAIT, plugin.slots.clone().acquire_owned())
+            .await
+        {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                tracing::warn!(%call_id, plugin = %plugin.name, tool = name, "busy: concurrency limit reached");
+                let limit = plugin.prepared.grants().limits.max_concurrency;
+                return (
+                    tool_error(format!(
+                        "The tool `{name}` is busy: its plugin runs at most {limit} calls at \
+                         once. Try again shortly."
+                    )),
+                    Vec::new(),
+                );
+            }
+        };
+        let task = {
+            let (sandbox, tool, name) = (self.sandbox.clone(), tool.clone(), name.to_owned());
+            let arguments = arguments.to_string();
+            tokio::spawn(async move {
+                let invocation = sandbox
+                    .call_tool(&tool.plugin.prepared, &name, &arguments)
+                    .await;
+                drop(permit);
+                invocation
+            })
+        };
+        let invocation = match task.await {
+            Ok(invocation) => invocation,
+            Err(error) => {
+                tracing::error!(%call_id, plugin = %plugin.name, tool = name, %error, "tool call panicked in the host");
+                return (
+                    tool_error(format!("The tool `{name}` failed: the plugin crashed")),
+                    Vec::new(),
+                );
+            }
+        };
         let result = match invocation.outcome {
             Ok(Ok(result)) => map_result(tool, result),
             Ok(Err(error)) => map_call_error(error),
@@ -105,6 +142,10 @@ impl Pipeline {
         (result, invocation.credential_uses)
     }
 }
+
+/// How long a call waits for one of its plugin's concurrency permits before it is
+/// answered "busy".
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn tool_error(message: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message)])
@@ -123,6 +164,13 @@ fn map_call_error(error: CallError) -> CallToolResult {
 /// A plugin's `call-result` as MCP content, checking structured content against the
 /// tool's output schema.
 fn map_result(tool: &RegisteredTool, result: CallResult) -> CallToolResult {
+    let size = result_size(&result);
+    let cap = tool.plugin.prepared.grants().limits.max_output;
+    if size > cap {
+        return tool_error(format!(
+            "The tool's result is {size} bytes, more than the {cap} bytes its plugin may return"
+        ));
+    }
     let content = result.content.into_iter().map(map_content).collect();
     let structured = match result
         .structured
@@ -162,6 +210,19 @@ fn map_result(tool: &RegisteredTool, result: CallResult) -> CallToolResult {
     };
     mapped.structured_content = structured;
     mapped
+}
+
+/// Bytes a result carries: its content and its structured content.
+fn result_size(result: &CallResult) -> u64 {
+    let content: usize = result
+        .content
+        .iter()
+        .map(|c| match c {
+            Content::Text(text) | Content::ResourceLink(text) => text.len(),
+            Content::Image(image) => image.data.len() + image.mime_type.len(),
+        })
+        .sum();
+    (content + result.structured.as_ref().map_or(0, String::len)) as u64
 }
 
 fn map_content(content: Content) -> ContentBlock {

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use thiserror::Error;
+use tokio::sync::Semaphore;
 
 /// Largest component file we load: real plugins are a few MiB at most.
 const MAX_COMPONENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -67,6 +68,9 @@ pub enum LoadError {
 pub struct LoadedPlugin {
     pub name: PluginName,
     pub prepared: PreparedPlugin,
+    /// One permit per call allowed to run at once (`limits.max_concurrency`); the
+    /// pipeline holds a permit for the whole call.
+    pub slots: Arc<Semaphore>,
 }
 
 /// One tool, ready to be listed and called.
@@ -231,10 +235,12 @@ async fn load_plugin(
             .collect(),
         credentials: config.credentials.clone(),
         outbound: config.allowed_outbound_hosts.clone(),
+        limits: config.limits.clone(),
     });
     let prepared = sandbox.prepare(&component, grants).map_err(sandbox_err)?;
     Ok(Arc::new(LoadedPlugin {
         name: name.clone(),
+        slots: Arc::new(Semaphore::new(config.limits.max_concurrency as usize)),
         prepared,
     }))
 }

@@ -8,7 +8,9 @@
 pub mod bindings;
 pub mod credentials;
 pub mod egress;
+pub mod limits;
 pub mod state;
+pub mod stdio;
 
 use bindings::exports::mcp::tools::tools::{CallError, CallResult, Tool};
 use bindings::{Plugin, PluginPre};
@@ -19,15 +21,40 @@ use thiserror::Error;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
-/// Component instances the pooling allocator keeps slots for: the ceiling on calls
-/// running at once across all plugins.
-const POOL_INSTANCES: u32 = 1000;
-
 /// Linear memories one component instance may have (main module, WASI adapters).
 const MEMORIES_PER_COMPONENT: u32 = 4;
 
-/// Largest linear memory a plugin may grow to.
-const MAX_MEMORY_BYTES: usize = 256 * 1024 * 1024;
+/// Wasm stack a call may use before it traps: deep recursion ends as a clean trap.
+const MAX_WASM_STACK: usize = 1024 * 1024;
+
+/// Instances kept for calls outside the plugins' concurrency limits (`list-tools` at
+/// load, `plugin inspect`).
+const SPARE_INSTANCES: u32 = 8;
+
+/// How the pooling allocator is sized: from the plugins' limits.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSize {
+    /// Component instances alive at once (the sum of `max_concurrency`, plus spares).
+    pub instances: u32,
+    /// The largest `limits.memory` of any plugin.
+    pub max_memory: u64,
+}
+
+impl PoolSize {
+    /// Slots for `concurrency` calls at once, of at most `max_memory` bytes each.
+    pub fn new(concurrency: u32, max_memory: u64) -> Self {
+        Self {
+            instances: concurrency.saturating_add(SPARE_INSTANCES),
+            max_memory: max_memory.max(limits::DEFAULT_MEMORY),
+        }
+    }
+}
+
+impl Default for PoolSize {
+    fn default() -> Self {
+        Self::new(limits::DEFAULT_MAX_CONCURRENCY, limits::DEFAULT_MEMORY)
+    }
+}
 
 /// How much of a freed slot's memory and tables is reset in place (memset) instead of
 /// returned to the kernel (madvise): a Rust plugin touches ~1 MiB (its stack), and
@@ -47,16 +74,44 @@ pub enum SandboxError {
     Instantiate(String),
     #[error("the plugin crashed: {0}")]
     Trap(String),
+    #[error("the plugin overflowed its stack")]
+    StackOverflow,
+    #[error("the plugin accessed memory out of bounds")]
+    MemoryFault,
+    #[error("the plugin {0}")]
+    Limit(limits::LimitHit),
+}
+
+impl SandboxError {
+    /// Sorts a wasm trap: a limit we imposed, a stack overflow, or any other crash.
+    fn from_trap(error: wasmtime::Error) -> Self {
+        if let Some(hit) = error.downcast_ref::<limits::LimitHit>() {
+            return SandboxError::Limit(*hit);
+        }
+        match error.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::StackOverflow) => SandboxError::StackOverflow,
+            // Guests built by LLVM keep a shadow stack at the bottom of linear memory;
+            // when it overflows, the next access wraps below address 0.
+            Some(wasmtime::Trap::MemoryOutOfBounds) => SandboxError::MemoryFault,
+            _ => SandboxError::Trap(format!("{error:#}")),
+        }
+    }
 }
 
 impl SandboxError {
     /// A short reason for the client; the full error goes to the host log only.
-    pub fn short(&self) -> &'static str {
+    pub fn short(&self) -> String {
         match self {
-            SandboxError::Trap(_) => "the plugin crashed",
-            SandboxError::Instantiate(_) => "the plugin could not be started",
+            SandboxError::Trap(_) => "the plugin crashed".to_owned(),
+            SandboxError::StackOverflow => "the plugin overflowed its stack".to_owned(),
+            SandboxError::MemoryFault => {
+                "the plugin crashed: out-of-bounds memory access (often a stack overflow)"
+                    .to_owned()
+            }
+            SandboxError::Limit(hit) => format!("the plugin {hit}"),
+            SandboxError::Instantiate(_) => "the plugin could not be started".to_owned(),
             SandboxError::Engine(_) | SandboxError::Compile(_) | SandboxError::Link(_) => {
-                "the plugin is not usable"
+                "the plugin is not usable".to_owned()
             }
         }
     }
@@ -84,20 +139,30 @@ pub struct Sandbox {
 impl Sandbox {
     /// Builds the engine (pooling allocator) and the linker with WASI 0.2, wasi:http
     /// (behind the egress policy) and the `credentials` import.
-    pub fn new(credentials: Arc<dyn CredentialSource>) -> Result<Self, SandboxError> {
+    pub fn new(
+        credentials: Arc<dyn CredentialSource>,
+        pool: PoolSize,
+    ) -> Result<Self, SandboxError> {
         let engine_err = |e: wasmtime::Error| SandboxError::Engine(format!("{e:#}"));
         let mut pooling = PoolingAllocationConfig::new();
         pooling
-            .total_component_instances(POOL_INSTANCES)
-            .total_memories(POOL_INSTANCES * MEMORIES_PER_COMPONENT)
-            .total_tables(POOL_INSTANCES * MEMORIES_PER_COMPONENT)
+            .total_component_instances(pool.instances)
+            .total_memories(pool.instances * MEMORIES_PER_COMPONENT)
+            .total_tables(pool.instances * MEMORIES_PER_COMPONENT)
+            .total_stacks(pool.instances)
             .max_memories_per_component(MEMORIES_PER_COMPONENT)
-            .max_memory_size(MAX_MEMORY_BYTES)
+            .max_memory_size(usize::try_from(pool.max_memory).unwrap_or(usize::MAX))
             .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
             .table_keep_resident(KEEP_RESIDENT_BYTES);
         let mut config = Config::new();
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        config
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling))
+            .epoch_interruption(true)
+            .max_wasm_stack(MAX_WASM_STACK);
         let engine = Engine::new(&config).map_err(engine_err)?;
+        // Without the ticker no call could time out on CPU: refuse to run at all.
+        start_epoch_ticker(&engine)
+            .map_err(|e| SandboxError::Engine(format!("cannot start the epoch thread: {e}")))?;
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
@@ -138,57 +203,107 @@ impl Sandbox {
         Ok(PreparedPlugin { pre, grants })
     }
 
-    /// A fresh instance of `plugin` in its own store.
+    /// A fresh instance of `plugin` in its own store, with its limits in force: the
+    /// memory limiter, and an epoch deadline that yields the worker thread every tick
+    /// and traps once the call's time is up.
     async fn instantiate(
         &self,
         plugin: &PreparedPlugin,
     ) -> Result<(Store<CallState>, Plugin), SandboxError> {
         let state = CallState::new(plugin.grants.clone(), self.credentials.clone());
         let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|store| {
+            let limiter = &store.data().limiter;
+            if std::time::Instant::now() >= limiter.deadline {
+                Err(wasmtime::Error::new(limits::LimitHit::Timeout(
+                    limiter.timeout,
+                )))
+            } else {
+                Ok(wasmtime::UpdateDeadline::Yield(1))
+            }
+        });
         let instance = plugin
             .pre
             .instantiate_async(&mut store)
             .await
-            .map_err(|e| SandboxError::Instantiate(format!("{e:#}")))?;
+            .map_err(|e| match SandboxError::from_trap(e) {
+                SandboxError::Trap(message) => SandboxError::Instantiate(message),
+                other => other,
+            })?;
         Ok((store, instance))
     }
 
     /// Asks the plugin for its tools (once, at load).
     pub async fn list_tools(&self, plugin: &PreparedPlugin) -> Result<Vec<Tool>, SandboxError> {
-        let (mut store, instance) = self.instantiate(plugin).await?;
-        instance
-            .mcp_tools_tools()
-            .call_list_tools(&mut store)
+        let timeout = plugin.grants.limits.timeout;
+        let listing = async {
+            let (mut store, instance) = self.instantiate(plugin).await?;
+            let tools = instance
+                .mcp_tools_tools()
+                .call_list_tools(&mut store)
+                .await
+                .map_err(SandboxError::from_trap);
+            log_captured(&plugin.grants, store.data());
+            tools
+        };
+        tokio::time::timeout(timeout, listing)
             .await
-            .map_err(|e| SandboxError::Trap(format!("{e:#}")))
+            .unwrap_or(Err(SandboxError::Limit(limits::LimitHit::Timeout(timeout))))
     }
 
-    /// Runs one tool call in a fresh instance; the instance is dropped afterwards.
+    /// Runs one tool call in a fresh instance; the instance is dropped afterwards. The
+    /// call ends at its deadline even while it waits on a host call (a slow upstream).
     pub async fn call_tool(
         &self,
         plugin: &PreparedPlugin,
         tool: &str,
         arguments: &str,
     ) -> Invocation {
-        let (mut store, instance) = match self.instantiate(plugin).await {
-            Ok(ready) => ready,
-            Err(error) => {
-                return Invocation {
-                    outcome: Err(error),
-                    credential_uses: Vec::new(),
-                };
-            }
+        let timeout = plugin.grants.limits.timeout;
+        let mut credential_uses = Vec::new();
+        let call = async {
+            let (mut store, instance) = self.instantiate(plugin).await?;
+            let outcome = instance
+                .mcp_tools_tools()
+                .call_call_tool(&mut store, tool, arguments)
+                .await
+                .map_err(SandboxError::from_trap);
+            credential_uses = std::mem::take(&mut store.data_mut().credential_uses);
+            log_captured(&plugin.grants, store.data());
+            outcome
         };
-        let outcome = instance
-            .mcp_tools_tools()
-            .call_call_tool(&mut store, tool, arguments)
+        let outcome = tokio::time::timeout(timeout, call)
             .await
-            .map_err(|e| SandboxError::Trap(format!("{e:#}")));
+            .unwrap_or(Err(SandboxError::Limit(limits::LimitHit::Timeout(timeout))));
         Invocation {
             outcome,
-            credential_uses: std::mem::take(&mut store.data_mut().credential_uses),
+            credential_uses,
         }
     }
+}
+
+/// Writes what a call printed to the host log.
+fn log_captured(grants: &Grants, state: &CallState) {
+    stdio::log_output(grants.plugin.as_str(), "stdout", &state.stdout);
+    stdio::log_output(grants.plugin.as_str(), "stderr", &state.stderr);
+}
+
+/// Advances the engine's epoch every [`limits::EPOCH_TICK`] on a thread of its own,
+/// until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(limits::EPOCH_TICK);
+            }
+        })
+        .map(drop)
 }
 
 /// What one call did: the plugin's answer (or why there is none), and the

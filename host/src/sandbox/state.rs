@@ -3,6 +3,8 @@
 
 use super::credentials::{CredentialSource, CredentialUse};
 use super::egress::EgressPolicy;
+use super::limits::{CallLimiter, Limits};
+use super::stdio::Capture;
 use crate::config::{CredentialName, PluginName};
 use crate::sandbox::egress::AllowedHost;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ pub struct Grants {
     pub env: Vec<(String, String)>,
     pub credentials: Vec<CredentialName>,
     pub outbound: Vec<AllowedHost>,
+    pub limits: Limits,
 }
 
 /// The data of one call's `Store`; dropped with the store when the call ends.
@@ -26,6 +29,10 @@ pub struct CallState {
     pub credentials: Arc<dyn CredentialSource>,
     /// Every credential request of this call, in order.
     pub credential_uses: Vec<CredentialUse>,
+    /// Memory cap and deadline of this call.
+    pub limiter: CallLimiter,
+    pub stdout: Capture,
+    pub stderr: Capture,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     egress: EgressPolicy,
@@ -34,15 +41,26 @@ pub struct CallState {
 
 impl CallState {
     pub fn new(grants: Arc<Grants>, credentials: Arc<dyn CredentialSource>) -> Self {
+        let (stdout, stderr) = (Capture::default(), Capture::default());
         let mut wasi = WasiCtx::builder();
-        // No args, no inherited environment, stdin closed, stdout/stderr discarded,
-        // no preopened directories, and no raw sockets or name lookups: a plugin
-        // reaches the network only through wasi:http.
+        // No args, no inherited environment, stdin closed, stdout/stderr captured for
+        // the host log, no preopened directories, and no raw sockets or name lookups:
+        // a plugin reaches the network only through wasi:http.
         wasi.envs(&grants.env)
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        let limiter = CallLimiter {
+            memory: grants.limits.memory,
+            deadline: std::time::Instant::now() + grants.limits.timeout,
+            timeout: grants.limits.timeout,
+        };
         Self {
+            limiter,
+            stdout,
+            stderr,
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             egress: EgressPolicy(grants.clone()),

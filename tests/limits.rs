@@ -1,0 +1,154 @@
+//! Per-plugin limits on the real host: CPU and wall-clock deadlines, memory, stack,
+//! result size and concurrency. Each stopped call gives the client a short reason, the
+//! host log names it, and an honest call right after still works.
+
+mod common;
+
+use common::{Host, connect, plugin, toml_path};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn limited_host(limits: &str) -> Host {
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[plugins.fix]\npath = {}\nlimits = {limits}\n",
+        toml_path(&plugin("fixture")),
+    );
+    Host::start(&config, &[])
+}
+
+async fn call(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    arguments: Value,
+) -> CallToolResult {
+    client
+        .call_tool(
+            CallToolRequestParams::new("fixture")
+                .with_arguments(arguments.as_object().unwrap().clone()),
+        )
+        .await
+        .expect("tools/call answers")
+}
+
+fn text(result: &CallToolResult) -> String {
+    result.content[0].as_text().expect("text").text.clone()
+}
+
+async fn assert_still_answers(client: &rmcp::service::RunningService<rmcp::RoleClient, ()>) {
+    let result = call(client, json!({"text": "still here"})).await;
+    assert_eq!(result.is_error, Some(false), "{result:?}");
+    assert_eq!(text(&result), "still here");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_stop_hostile_calls_with_a_reason() {
+    let host = limited_host("{ memory = \"16MiB\", timeout = \"700ms\", max_output = \"64KiB\" }");
+    let client = connect(&host.mcp_url()).await;
+    for (arguments, expected) in [
+        (
+            json!({"spin": true}),
+            "The tool `fixture` failed: the plugin timed out after 700ms",
+        ),
+        (
+            json!({"sleep_ms": 60_000}),
+            "The tool `fixture` failed: the plugin timed out after 700ms",
+        ),
+        (
+            json!({"hog": true}),
+            "The tool `fixture` failed: the plugin ran out of memory (limit 16 MiB)",
+        ),
+        (
+            json!({"recurse_native": true}),
+            "The tool `fixture` failed: the plugin overflowed its stack",
+        ),
+        (
+            json!({"recurse": true}),
+            "The tool `fixture` failed: the plugin crashed: out-of-bounds memory access (often a stack overflow)",
+        ),
+        (
+            json!({"big_output": 100_000}),
+            "The tool's result is 100000 bytes, more than the 65536 bytes its plugin may return",
+        ),
+    ] {
+        let result = call(&client, arguments.clone()).await;
+        assert_eq!(result.is_error, Some(true), "{arguments}: {result:?}");
+        assert_eq!(text(&result), expected, "{arguments}");
+        assert_still_answers(&client).await;
+    }
+    let log = host.wait_for_log("overflowed", Duration::from_secs(5));
+    assert!(
+        log.contains("plugin=fix") && log.contains("timed out after 700ms"),
+        "{log}"
+    );
+    // A result just under the cap passes.
+    let result = call(&client, json!({"big_output": 60_000})).await;
+    assert_eq!(result.is_error, Some(false));
+    client.cancel().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_over_the_concurrency_limit_are_told_busy() {
+    let host = limited_host("{ max_concurrency = 1, timeout = \"20s\" }");
+    let first = connect(&host.mcp_url()).await;
+    let second = connect(&host.mcp_url()).await;
+    // The first call holds the only slot for 5 s; the second waits 2 s, then gives up.
+    let slow = tokio::spawn(async move {
+        let result = call(&first, json!({"sleep_ms": 5_000, "text": "slow"})).await;
+        first.cancel().await.ok();
+        result
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let busy = call(&second, json!({"text": "hi"})).await;
+    assert_eq!(busy.is_error, Some(true), "{busy:?}");
+    assert_eq!(
+        text(&busy),
+        "The tool `fixture` is busy: its plugin runs at most 1 calls at once. Try again shortly."
+    );
+    let slow = slow.await.unwrap();
+    assert_eq!(slow.is_error, Some(false), "{slow:?}");
+    assert_eq!(text(&slow), "slow");
+    // With the slot free again, calls go through.
+    assert_still_answers(&second).await;
+    second.cancel().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_output_goes_to_the_host_log_only() {
+    let host = limited_host("{}");
+    let client = connect(&host.mcp_url()).await;
+    let result = call(&client, json!({"print": "diagnostic 7f3a", "text": "done"})).await;
+    assert_eq!(text(&result), "done");
+    assert_eq!(result.content.len(), 1);
+    let log = host.wait_for_log("stream=\"stderr\"", Duration::from_secs(5));
+    for stream in ["stdout", "stderr"] {
+        let line = log
+            .lines()
+            .find(|l| l.contains("plugin output") && l.contains(&format!("stream=\"{stream}\"")))
+            .unwrap_or_else(|| panic!("no {stream} line in:\n{log}"));
+        assert!(
+            line.contains("plugin=\"fix\"") || line.contains("plugin=fix"),
+            "{line}"
+        );
+        assert!(line.contains("diagnostic 7f3a"), "{line}");
+    }
+    // A panic message is captured too.
+    call(&client, json!({"panic": true})).await;
+    let log = host.wait_for_log("fixture asked to panic", Duration::from_secs(5));
+    assert!(log.contains("fixture asked to panic"), "{log}");
+    client.cancel().await.ok();
+}
+
+#[test]
+fn bad_limits_stop_the_host_at_start() {
+    let config = format!(
+        "[plugins.fix]\npath = {}\nlimits = {{ memory = \"64MB\" }}\n",
+        toml_path(&plugin("fixture")),
+    );
+    let (status, stderr) = common::start_refused(&config, &[]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("limits.memory") && stderr.contains("unknown unit `MB`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line 3"), "{stderr}");
+}
