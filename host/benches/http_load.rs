@@ -5,7 +5,10 @@
 //! and count), then prints calls/s and latency percentiles for:
 //! - stateless 2026-07-28 requests (JSON responses), 1 and 64 clients;
 //! - a 2025-11-25 session (SSE responses), 1 client: shows the ~40 ms Nagle/delayed-ACK
-//!   trap is not there.
+//!   trap is not there;
+//! - honest calls from 8 clients alone, then alongside 4 attackers sending endless
+//!   loops and memory bombs to another plugin (limits: 200 ms, 16 MiB): how much
+//!   honest throughput survives the attack (target >= 90%).
 //!
 //! Without `--bench` (as under `cargo test --all-targets`) it sends a few requests per
 //! scenario and checks every answer: a smoke test, not a measurement.
@@ -14,6 +17,8 @@
 mod common;
 
 use common::{Host, plugin, toml_path};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long each measured scenario runs.
@@ -23,7 +28,12 @@ const MAX_REQUESTS: usize = 1_000_000;
 /// Requests per scenario in smoke mode.
 const SMOKE_REQUESTS: usize = 20;
 
-const CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+/// A stateless 2026-07-28 `tools/call` of `tool` with `arguments` (JSON text).
+fn call_body(tool: &str, arguments: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{arguments},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
+    )
+}
 const LEGACY_CALL: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"}}}"#;
 
 /// How one scenario went.
@@ -92,23 +102,35 @@ struct Budget {
     count: usize,
 }
 
-async fn stateless_call(http: reqwest::Client, url: String) -> bool {
+/// Sends one stateless `tools/call`; returns the response body.
+async fn post_call(
+    http: &reqwest::Client,
+    url: &str,
+    tool: &str,
+    arguments: &str,
+) -> Option<String> {
     let response = http
-        .post(&url)
+        .post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", "tools/call")
-        .header("mcp-name", "echo")
-        .body(CALL)
+        .header("mcp-name", tool)
+        .body(call_body(tool, arguments))
         .send()
-        .await;
-    match response {
-        Ok(r) if r.status().is_success() => r.text().await.is_ok_and(|body| {
-            body.contains(r#""text":"hello""#) && !body.contains("isError\":true")
-        }),
-        _ => false,
+        .await
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
     }
+    response.text().await.ok()
+}
+
+/// One honest echo call; true if it was answered correctly.
+async fn stateless_call(http: reqwest::Client, url: String) -> bool {
+    post_call(&http, &url, "echo", r#"{"message":"hello"}"#)
+        .await
+        .is_some_and(|body| body.contains(r#""text":"hello""#) && !body.contains("isError\":true"))
 }
 
 /// Opens a 2025-11-25 session; returns its id.
@@ -159,6 +181,55 @@ async fn session_call(http: reqwest::Client, url: String, session: String) -> bo
     }
 }
 
+/// Honest echo calls alone, then while attackers keep sending endless loops and
+/// memory bombs to the hostile plugin.
+async fn under_attack(http: &reqwest::Client, url: &str, budget: Budget, measuring: bool) {
+    let honest = || {
+        let (http, url) = (http.clone(), url.to_owned());
+        move || stateless_call(http.clone(), url.clone())
+    };
+    let alone = drive(8, budget, honest()).await;
+    let alone_rate = alone.ok as f64 / alone.elapsed.as_secs_f64();
+    alone.report("honest, 8 clients, alone", measuring);
+    let attacking = Arc::new(AtomicBool::new(true));
+    let attackers: Vec<_> = (0..4)
+        .map(|i| {
+            let (http, url, attacking) = (http.clone(), url.to_owned(), attacking.clone());
+            tokio::spawn(async move {
+                let arguments = if i % 2 == 0 {
+                    r#"{"spin":true}"#
+                } else {
+                    r#"{"hog":true}"#
+                };
+                let mut stopped = 0usize;
+                while attacking.load(Ordering::Relaxed) {
+                    let body = post_call(&http, &url, "fixture", arguments).await;
+                    assert!(
+                        body.is_some_and(|b| b.contains("isError\":true")),
+                        "an attack call was not stopped"
+                    );
+                    stopped += 1;
+                }
+                stopped
+            })
+        })
+        .collect();
+    let attacked = drive(8, budget, honest()).await;
+    attacking.store(false, Ordering::Relaxed);
+    let mut stopped = 0;
+    for attacker in attackers {
+        stopped += attacker.await.unwrap();
+    }
+    let attacked_rate = attacked.ok as f64 / attacked.elapsed.as_secs_f64();
+    attacked.report("honest, 8 clients, under attack", measuring);
+    if measuring {
+        println!(
+            "honest throughput under attack: {:.0}% of alone ({stopped} hostile calls stopped)",
+            100.0 * attacked_rate / alone_rate
+        );
+    }
+}
+
 fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
     let budget = if measuring {
@@ -177,8 +248,11 @@ fn main() {
         .build()
         .unwrap();
     let config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[plugins.echo]\npath = {}\n",
-        toml_path(&plugin("echo"))
+        "[server]\nlisten = \"127.0.0.1:0\"\n[plugins.echo]\npath = {}\n\
+         [plugins.hostile]\npath = {}\n\
+         limits = {{ timeout = \"200ms\", memory = \"16MiB\", max_concurrency = 4 }}\n",
+        toml_path(&plugin("echo")),
+        toml_path(&plugin("fixture")),
     );
     let host = Host::start(&config, &[("RUST_LOG", "warn")]);
     let url = host.mcp_url();
@@ -199,11 +273,15 @@ fn main() {
             );
         }
         let session = open_session(&http, &url).await;
-        let run = drive(1, budget, move || {
-            session_call(http.clone(), url.clone(), session.clone())
-        })
-        .await;
+        let run = {
+            let (http, url) = (http.clone(), url.clone());
+            drive(1, budget, move || {
+                session_call(http.clone(), url.clone(), session.clone())
+            })
+            .await
+        };
         run.report("session 2025-11-25 (SSE), 1 client", measuring);
+        under_attack(&http, &url, budget, measuring).await;
     });
     drop(host);
 }

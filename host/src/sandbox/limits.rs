@@ -28,7 +28,7 @@ const MIB: u64 = 1024 * 1024;
 
 /// How often the engine's epoch advances: the granularity of CPU deadlines, and how
 /// often a busy plugin yields its worker thread to other calls.
-pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// A plugin's limits, with every field defaulted.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -8,6 +8,7 @@
 pub mod bindings;
 pub mod credentials;
 pub mod egress;
+pub mod fairness;
 pub mod limits;
 pub mod state;
 pub mod stdio;
@@ -132,6 +133,8 @@ impl PreparedPlugin {
 /// The engine and the shared linker.
 pub struct Sandbox {
     engine: Engine,
+    /// When calls start, for [`fairness`].
+    load: Arc<fairness::Load>,
     linker: Linker<CallState>,
     credentials: Arc<dyn CredentialSource>,
 }
@@ -170,6 +173,7 @@ impl Sandbox {
         Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(engine_err)?;
         Ok(Self {
             engine,
+            load: Arc::default(),
             linker,
             credentials,
         })
@@ -210,19 +214,29 @@ impl Sandbox {
         &self,
         plugin: &PreparedPlugin,
     ) -> Result<(Store<CallState>, Plugin), SandboxError> {
-        let state = CallState::new(plugin.grants.clone(), self.credentials.clone());
+        let state = CallState::new(
+            plugin.grants.clone(),
+            self.credentials.clone(),
+            self.load.ticket(),
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|store| {
-            let limiter = &store.data().limiter;
-            if std::time::Instant::now() >= limiter.deadline {
-                Err(wasmtime::Error::new(limits::LimitHit::Timeout(
-                    limiter.timeout,
-                )))
-            } else {
-                Ok(wasmtime::UpdateDeadline::Yield(1))
+            let state = store.data();
+            if std::time::Instant::now() >= state.limiter.deadline {
+                return Err(wasmtime::Error::new(limits::LimitHit::Timeout(
+                    state.limiter.timeout,
+                )));
             }
+            // tokio's own yield puts the task at the back of the run queue; a plain
+            // wake would put it in the LIFO slot and starve other calls.
+            let pause: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =
+                match state.ticket.on_tick() {
+                    None => Box::pin(tokio::task::yield_now()),
+                    Some(backoff) => Box::pin(tokio::time::sleep(backoff)),
+                };
+            Ok(wasmtime::UpdateDeadline::YieldCustom(1, pause))
         });
         let instance = plugin
             .pre

@@ -3,6 +3,7 @@
 
 use super::credentials::{CredentialSource, CredentialUse};
 use super::egress::EgressPolicy;
+use super::fairness::Ticket;
 use super::limits::{CallLimiter, Limits};
 use super::stdio::Capture;
 use crate::config::{CredentialName, PluginName};
@@ -33,6 +34,8 @@ pub struct CallState {
     pub limiter: CallLimiter,
     pub stdout: Capture,
     pub stderr: Capture,
+    /// This call's place among the calls in flight.
+    pub ticket: Ticket,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     egress: EgressPolicy,
@@ -40,7 +43,11 @@ pub struct CallState {
 }
 
 impl CallState {
-    pub fn new(grants: Arc<Grants>, credentials: Arc<dyn CredentialSource>) -> Self {
+    pub fn new(
+        grants: Arc<Grants>,
+        credentials: Arc<dyn CredentialSource>,
+        ticket: Ticket,
+    ) -> Self {
         let (stdout, stderr) = (Capture::default(), Capture::default());
         let mut wasi = WasiCtx::builder();
         // No args, no inherited environment, stdin closed, stdout/stderr captured for
@@ -58,6 +65,7 @@ impl CallState {
             timeout: grants.limits.timeout,
         };
         Self {
+            ticket,
             limiter,
             stdout,
             stderr,
