@@ -26,6 +26,7 @@ fn grants(name: &str) -> Arc<Grants> {
         credentials: Vec::new(),
         outbound: Vec::new(),
         limits: Limits::default(),
+        files: Vec::new(),
     })
 }
 

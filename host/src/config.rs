@@ -3,6 +3,7 @@
 
 use crate::sandbox::PoolSize;
 use crate::sandbox::egress::AllowedHost;
+use crate::sandbox::files::{self, FileGrant, FileGrantConfig};
 use crate::sandbox::limits::Limits;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -149,6 +150,12 @@ pub struct PluginConfig {
     /// Memory, time, concurrency and output limits (defaults for what is not set).
     #[serde(default)]
     pub limits: Limits,
+    /// Directories the plugin may read (`ro`) or read and write (`rw`).
+    #[serde(default)]
+    pub files: Vec<FileGrantConfig>,
+    /// `files`, checked and canonicalized when the config is loaded.
+    #[serde(skip)]
+    pub file_grants: Vec<FileGrant>,
 }
 
 /// A plugin's name in the config: 1-64 of `a-z 0-9 _ -`, used in logs and errors.
@@ -272,8 +279,10 @@ impl Config {
         let mut config: Config =
             toml::from_str(text).map_err(|e| Problem::Parse(e.to_string().trim().to_owned()))?;
         config.check()?;
-        for plugin in config.plugins.values_mut() {
+        for (name, plugin) in config.plugins.iter_mut() {
             plugin.path = base.join(&plugin.path);
+            plugin.file_grants = files::check(&plugin.files, base)
+                .map_err(|e| Problem::Invalid(format!("[plugins.{name}] {e}")))?;
         }
         let secrets = &mut config.secrets;
         secrets.store = base.join(&secrets.store);

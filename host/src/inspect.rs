@@ -78,6 +78,7 @@ pub async fn inspect(path: &Path) -> Result<Inspection, InspectError> {
         credentials: Vec::new(),
         outbound: Vec::new(),
         limits: Limits::default(),
+        files: Vec::new(),
     });
     let prepared = sandbox.prepare(&component, grants).map_err(sandbox_err)?;
     let tools = sandbox.list_tools(&prepared).await.map_err(sandbox_err)?;

@@ -236,6 +236,7 @@ async fn load_plugin(
         credentials: config.credentials.clone(),
         outbound: config.allowed_outbound_hosts.clone(),
         limits: config.limits.clone(),
+        files: config.file_grants.clone(),
     });
     let prepared = sandbox.prepare(&component, grants).map_err(sandbox_err)?;
     Ok(Arc::new(LoadedPlugin {

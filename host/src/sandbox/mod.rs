@@ -9,6 +9,7 @@ pub mod bindings;
 pub mod credentials;
 pub mod egress;
 pub mod fairness;
+pub mod files;
 pub mod limits;
 pub mod state;
 pub mod stdio;
@@ -218,7 +219,8 @@ impl Sandbox {
             plugin.grants.clone(),
             self.credentials.clone(),
             self.load.ticket(),
-        );
+        )
+        .map_err(|e| SandboxError::Instantiate(format!("preparing the call: {e:#}")))?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);

@@ -4,6 +4,7 @@
 use super::credentials::{CredentialSource, CredentialUse};
 use super::egress::EgressPolicy;
 use super::fairness::Ticket;
+use super::files::{self, FileGrant};
 use super::limits::{CallLimiter, Limits};
 use super::stdio::Capture;
 use crate::config::{CredentialName, PluginName};
@@ -22,6 +23,8 @@ pub struct Grants {
     pub credentials: Vec<CredentialName>,
     pub outbound: Vec<AllowedHost>,
     pub limits: Limits,
+    /// Preopened directories.
+    pub files: Vec<FileGrant>,
 }
 
 /// The data of one call's `Store`; dropped with the store when the call ends.
@@ -47,24 +50,25 @@ impl CallState {
         grants: Arc<Grants>,
         credentials: Arc<dyn CredentialSource>,
         ticket: Ticket,
-    ) -> Self {
+    ) -> wasmtime::Result<Self> {
         let (stdout, stderr) = (Capture::default(), Capture::default());
         let mut wasi = WasiCtx::builder();
         // No args, no inherited environment, stdin closed, stdout/stderr captured for
-        // the host log, no preopened directories, and no raw sockets or name lookups:
-        // a plugin reaches the network only through wasi:http.
+        // the host log, only the granted directories, and no raw sockets or name
+        // lookups: a plugin reaches the network only through wasi:http.
         wasi.envs(&grants.env)
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        files::preopen(&mut wasi, &grants.files)?;
         let limiter = CallLimiter {
             memory: grants.limits.memory,
             deadline: std::time::Instant::now() + grants.limits.timeout,
             timeout: grants.limits.timeout,
         };
-        Self {
+        Ok(Self {
             ticket,
             limiter,
             stdout,
@@ -76,7 +80,7 @@ impl CallState {
             grants,
             credentials,
             credential_uses: Vec::new(),
-        }
+        })
     }
 }
 
