@@ -66,7 +66,8 @@ fn sha256_pin_is_enforced() {
     );
     // The right pin loads (and upper-case hex is the same digest).
     let host = Host::start(&pinned(&digest.to_uppercase()), &[]);
-    assert!(host.log().contains("plugin loaded"), "{}", host.log());
+    let log = host.wait_for_log("plugin loaded", std::time::Duration::from_secs(5));
+    assert!(log.contains("plugin loaded"), "{log}");
 }
 
 #[test]

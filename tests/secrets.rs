@@ -274,7 +274,17 @@ async fn no_output_anywhere_contains_the_secret() {
 
     let (_, listed, list_err) = secrets.cli(&["list"], "");
     let mut outputs = vec![
-        ("host log", host.log()),
+        ("host log", {
+            // Four calls reached the plugin; wait until the log has all four lines.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            let mut log = host.log();
+            while log.matches("tool call").count() < 4 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                log = host.log();
+            }
+            assert_eq!(log.matches("tool call").count(), 4, "{log}");
+            log
+        }),
         ("secrets list", format!("{listed}{list_err}")),
         (
             "store file",

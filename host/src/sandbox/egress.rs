@@ -2,6 +2,7 @@
 //! that enforces it. Deny by default; a request whose scheme, host and port do not
 //! match an entry never leaves the host.
 
+use super::dialer::{self, Reach};
 use super::state::Grants;
 use http_body_util::BodyExt;
 use serde::Deserialize;
@@ -101,6 +102,21 @@ impl AllowedHost {
         })
     }
 
+    /// Which special addresses a request matching this entry may reach after DNS:
+    /// a literal IP names exactly itself, `localhost` allows loopback, anything else
+    /// only public addresses.
+    pub fn reach(&self) -> Reach {
+        match &self.host {
+            HostPattern::Exact(name) if name == "localhost" => Reach::Loopback,
+            HostPattern::Exact(name) => name
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .map_or(Reach::Public, Reach::Literal),
+            HostPattern::Subdomains(_) => Reach::Public,
+        }
+    }
+
     /// Whether a request to `uri` matches this entry. A URI without a scheme or host
     /// never matches.
     pub fn allows(&self, uri: &http::Uri) -> bool {
@@ -167,8 +183,9 @@ fn check_dns_name(host: &str) -> Result<(), String> {
 pub struct EgressPolicy(pub Arc<Grants>);
 
 impl EgressPolicy {
-    fn permits(&self, uri: &http::Uri) -> bool {
-        self.0.outbound.iter().any(|entry| entry.allows(uri))
+    /// The allowlist entry `uri` matches, if any.
+    fn matching(&self, uri: &http::Uri) -> Option<&AllowedHost> {
+        self.0.outbound.iter().find(|entry| entry.allows(uri))
     }
 }
 
@@ -192,7 +209,7 @@ impl WasiHttpHooks for EgressPolicy {
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> SendFuture {
-        if !self.permits(request.uri()) {
+        let Some(entry) = self.matching(request.uri()) else {
             tracing::warn!(
                 plugin = %self.0.plugin,
                 capability = "http",
@@ -200,20 +217,17 @@ impl WasiHttpHooks for EgressPolicy {
                 "denied outgoing request: not in allowed_outbound_hosts"
             );
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
-        }
+        };
+        let reach = entry.reach();
         let request = detach_bodiless(request);
         let plugin = self.0.plugin.clone();
         let target = redacted_target(request.uri());
         Box::new(async move {
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options)
+            dialer::send(request, options, reach, plugin.as_str())
                 .await
                 .inspect_err(|error| {
                     tracing::warn!(%plugin, %target, ?error, "outgoing request failed");
-                })?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
+                })
         })
     }
 }

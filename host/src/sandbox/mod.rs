@@ -7,6 +7,7 @@
 
 pub mod bindings;
 pub mod credentials;
+pub mod dialer;
 pub mod egress;
 pub mod fairness;
 pub mod files;
