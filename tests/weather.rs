@@ -326,32 +326,10 @@ async fn localhost_granted_by_name_is_reachable() {
     client.cancel().await.ok();
 }
 
-/// This machine's host name, which resolves (through /etc/hosts) to a loopback or
-/// private address: a name the allowlist grants that leads somewhere internal.
-fn internal_host_name() -> String {
-    use std::net::ToSocketAddrs;
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .expect("the host name is readable")
-        .trim()
-        .to_owned();
-    let addrs: Vec<_> = (name.as_str(), 80)
-        .to_socket_addrs()
-        .unwrap_or_else(|e| panic!("host name {name} does not resolve: {e}"))
-        .collect();
-    assert!(
-        addrs.iter().all(|a| {
-            let ip = a.ip();
-            ip.is_loopback() || matches!(ip, std::net::IpAddr::V4(v4) if v4.is_private())
-        }),
-        "host name {name} resolves to {addrs:?}, not an internal address: the test needs one"
-    );
-    name
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_granted_name_that_resolves_inside_is_blocked() {
     let upstream = Upstream::start().await;
-    let name = internal_host_name();
+    let name = common::internal_host_name();
     let base = format!("http://{name}:{}", upstream.addr.port());
     let config = weather_config(&base, &base, ENV_SECRETS);
     let host = Host::start(&config, &[("MCP_SECRET_WEATHER_API_KEY", API_KEY)]);

@@ -430,3 +430,25 @@ pub async fn connect(url: &str) -> rmcp::service::RunningService<rmcp::RoleClien
     let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.to_owned());
     ().serve(transport).await.expect("the MCP client connects")
 }
+
+/// This machine's host name, which resolves (through /etc/hosts) to a loopback or
+/// private address: a name the allowlist grants that leads somewhere internal.
+pub fn internal_host_name() -> String {
+    use std::net::ToSocketAddrs;
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("the host name is readable")
+        .trim()
+        .to_owned();
+    let addrs: Vec<_> = (name.as_str(), 80)
+        .to_socket_addrs()
+        .unwrap_or_else(|e| panic!("host name {name} does not resolve: {e}"))
+        .collect();
+    assert!(
+        addrs.iter().all(|a| {
+            let ip = a.ip();
+            ip.is_loopback() || matches!(ip, std::net::IpAddr::V4(v4) if v4.is_private())
+        }),
+        "host name {name} resolves to {addrs:?}, not an internal address: the test needs one"
+    );
+    name
+}

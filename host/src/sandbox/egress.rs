@@ -216,6 +216,9 @@ impl WasiHttpHooks for EgressPolicy {
                 target = %redacted_target(request.uri()),
                 "denied outgoing request: not in allowed_outbound_hosts"
             );
+            // Let the guest finish writing its body, so it sees the denial rather than
+            // a broken body stream.
+            drain(request.into_body());
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         };
         let reach = entry.reach();
@@ -249,15 +252,17 @@ fn detach_bodiless(request: http::Request<WasiBody>) -> http::Request<WasiBody> 
         return request;
     }
     let (parts, guest_body) = request.into_parts();
-    tokio::spawn(async move {
-        // Ends when the guest finishes the body or its store is dropped.
-        let mut guest_body = guest_body;
-        while let Some(Ok(_)) = guest_body.frame().await {}
-    });
+    drain(guest_body);
     let empty = http_body_util::Empty::new()
         .map_err(|never| match never {})
         .boxed_unsync();
     http::Request::from_parts(parts, empty)
+}
+
+/// Reads and discards a guest's request body in the background; ends when the guest
+/// finishes the body or its store is dropped.
+fn drain(mut guest_body: WasiBody) {
+    tokio::spawn(async move { while let Some(Ok(_)) = guest_body.frame().await {} });
 }
 
 /// `scheme://host:port` of a request, for logs: never the path or query, which may
