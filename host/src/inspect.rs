@@ -99,7 +99,7 @@ fn import_meaning(import: &str) -> &'static str {
         "wasi:http/types" => "HTTP types",
         "wasi:cli/environment" => "environment: only the config's `env`",
         "wasi:filesystem/types" | "wasi:filesystem/preopens" => {
-            "files: none granted in this version"
+            "files: only the directories in `files`"
         }
         i if i.starts_with("wasi:sockets/") => "raw sockets: always denied",
         i if i.starts_with("wasi:cli/std") || i.starts_with("wasi:cli/terminal") => {
