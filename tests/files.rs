@@ -3,9 +3,8 @@
 
 mod common;
 
-use common::{Host, connect, plugin, start_refused, toml_path};
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use serde_json::{Value, json};
+use common::{Host, call_fixture, connect, first_text, plugin, start_refused, toml_path};
+use serde_json::json;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -49,41 +48,24 @@ fn fixture() -> Fixture {
     }
 }
 
-async fn call(
-    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
-    arguments: Value,
-) -> CallToolResult {
-    client
-        .call_tool(
-            CallToolRequestParams::new("fixture")
-                .with_arguments(arguments.as_object().unwrap().clone()),
-        )
-        .await
-        .expect("tools/call answers")
-}
-
-fn text(result: &CallToolResult) -> String {
-    result.content[0].as_text().expect("text").text.clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn granted_directories_work_with_their_permissions() {
     let f = fixture();
     let client = connect(&f.host.mcp_url()).await;
-    let result = call(&client, json!({"read_file": "/ro/notes.txt"})).await;
+    let result = call_fixture(&client, json!({"read_file": "/ro/notes.txt"})).await;
     assert_eq!(
-        (result.is_error, text(&result)),
+        (result.is_error, first_text(&result)),
         (Some(false), "read me".into())
     );
-    let result = call(
+    let result = call_fixture(
         &client,
         json!({"write_file": "/rw/out.txt", "contents": "hi"}),
     )
     .await;
-    assert_eq!(result.is_error, Some(false), "{}", text(&result));
+    assert_eq!(result.is_error, Some(false), "{}", first_text(&result));
     assert_eq!(std::fs::read_to_string(f.rw.join("out.txt")).unwrap(), "hi");
-    let result = call(&client, json!({"rename": ["/rw/out.txt", "/rw/moved.txt"]})).await;
-    assert_eq!(result.is_error, Some(false), "{}", text(&result));
+    let result = call_fixture(&client, json!({"rename": ["/rw/out.txt", "/rw/moved.txt"]})).await;
+    assert_eq!(result.is_error, Some(false), "{}", first_text(&result));
     assert!(f.rw.join("moved.txt").exists());
     client.cancel().await.ok();
 }
@@ -107,8 +89,8 @@ async fn every_way_out_fails_inside_the_plugin() {
         json!({"hard_link": ["/rw/../outside/secret.txt", "/rw/hard2"]}),
     ];
     for attempt in attempts {
-        let result = call(&client, attempt.clone()).await;
-        let answer = text(&result);
+        let result = call_fixture(&client, attempt.clone()).await;
+        let answer = first_text(&result);
         assert_eq!(result.is_error, Some(true), "{attempt} succeeded: {answer}");
         assert!(!answer.contains("not for plugins"), "{attempt}: {answer}");
     }
@@ -129,8 +111,8 @@ async fn every_way_out_fails_inside_the_plugin() {
     rw.sort();
     assert_eq!(rw, ["link"], "the read-write folder gained files");
     // An honest call still works right after.
-    let result = call(&client, json!({"read_file": "/ro/notes.txt"})).await;
-    assert_eq!(text(&result), "read me");
+    let result = call_fixture(&client, json!({"read_file": "/ro/notes.txt"})).await;
+    assert_eq!(first_text(&result), "read me");
     client.cancel().await.ok();
 }
 

@@ -6,9 +6,8 @@
 
 mod common;
 
-use common::{Host, Upstream, connect, plugin, toml_path, toml_str};
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use serde_json::{Value, json};
+use common::{Host, Upstream, call_fixture, connect, first_text, plugin, toml_path, toml_str};
+use serde_json::json;
 use std::time::Duration;
 
 /// Set in the host's environment: a plugin must never see it.
@@ -38,23 +37,6 @@ async fn setup() -> Setup {
         upstream,
         internal_url,
     }
-}
-
-async fn call(
-    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
-    arguments: Value,
-) -> CallToolResult {
-    client
-        .call_tool(
-            CallToolRequestParams::new("fixture")
-                .with_arguments(arguments.as_object().unwrap().clone()),
-        )
-        .await
-        .expect("tools/call answers")
-}
-
-fn text(result: &CallToolResult) -> String {
-    result.content[0].as_text().expect("text").text.clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,8 +78,8 @@ async fn every_reach_beyond_the_grants_fails() {
         ),
     ];
     for (attempt, seen, logged) in attempts {
-        let result = call(&client, attempt.clone()).await;
-        let answer = text(&result);
+        let result = call_fixture(&client, attempt.clone()).await;
+        let answer = first_text(&result);
         assert_eq!(result.is_error, Some(true), "{attempt} succeeded: {answer}");
         assert!(answer.contains(seen), "{attempt}: {answer}");
         if let Some(logged) = logged {
@@ -105,8 +87,8 @@ async fn every_reach_beyond_the_grants_fails() {
             assert!(log.contains(logged), "{attempt}: {log}");
         }
         // The honest path on the same host still works.
-        let result = call(&client, json!({"http_get": granted})).await;
-        assert_eq!(text(&result), "HTTP 200", "after {attempt}");
+        let result = call_fixture(&client, json!({"http_get": granted})).await;
+        assert_eq!(first_text(&result), "HTTP 200", "after {attempt}");
     }
     // Only the honest requests reached the upstream.
     let seen = s.upstream.requests();
@@ -118,9 +100,9 @@ async fn every_reach_beyond_the_grants_fails() {
 async fn the_environment_is_only_what_the_config_gives() {
     let s = setup().await;
     let client = connect(&s.host.mcp_url()).await;
-    let result = call(&client, json!({"env_dump": true})).await;
+    let result = call_fixture(&client, json!({"env_dump": true})).await;
     assert_eq!(result.is_error, Some(false));
-    assert_eq!(text(&result), "GIVEN=yes");
-    assert!(!text(&result).contains(HOST_ONLY.1));
+    assert_eq!(first_text(&result), "GIVEN=yes");
+    assert!(!first_text(&result).contains(HOST_ONLY.1));
     client.cancel().await.ok();
 }

@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::{Host, connect, plugin, toml_path};
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use serde_json::{Value, json};
+use common::{Host, call_fixture, connect, first_text, plugin, toml_path};
+use serde_json::json;
 use std::time::Duration;
 
 fn limited_host(limits: &str) -> Host {
@@ -17,27 +16,10 @@ fn limited_host(limits: &str) -> Host {
     Host::start(&config, &[])
 }
 
-async fn call(
-    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
-    arguments: Value,
-) -> CallToolResult {
-    client
-        .call_tool(
-            CallToolRequestParams::new("fixture")
-                .with_arguments(arguments.as_object().unwrap().clone()),
-        )
-        .await
-        .expect("tools/call answers")
-}
-
-fn text(result: &CallToolResult) -> String {
-    result.content[0].as_text().expect("text").text.clone()
-}
-
-async fn assert_still_answers(client: &rmcp::service::RunningService<rmcp::RoleClient, ()>) {
-    let result = call(client, json!({"text": "still here"})).await;
+async fn assert_still_answers(client: &common::Client) {
+    let result = call_fixture(client, json!({"text": "still here"})).await;
     assert_eq!(result.is_error, Some(false), "{result:?}");
-    assert_eq!(text(&result), "still here");
+    assert_eq!(first_text(&result), "still here");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,9 +52,9 @@ async fn limits_stop_hostile_calls_with_a_reason() {
             "The tool's result is 100000 bytes, more than the 65536 bytes its plugin may return",
         ),
     ] {
-        let result = call(&client, arguments.clone()).await;
+        let result = call_fixture(&client, arguments.clone()).await;
         assert_eq!(result.is_error, Some(true), "{arguments}: {result:?}");
-        assert_eq!(text(&result), expected, "{arguments}");
+        assert_eq!(first_text(&result), expected, "{arguments}");
         assert_still_answers(&client).await;
     }
     let log = host.wait_for_log("overflowed", Duration::from_secs(5));
@@ -81,7 +63,7 @@ async fn limits_stop_hostile_calls_with_a_reason() {
         "{log}"
     );
     // A result just under the cap passes.
-    let result = call(&client, json!({"big_output": 60_000})).await;
+    let result = call_fixture(&client, json!({"big_output": 60_000})).await;
     assert_eq!(result.is_error, Some(false));
     client.cancel().await.ok();
 }
@@ -93,20 +75,20 @@ async fn calls_over_the_concurrency_limit_are_told_busy() {
     let second = connect(&host.mcp_url()).await;
     // The first call holds the only slot for 5 s; the second waits 2 s, then gives up.
     let slow = tokio::spawn(async move {
-        let result = call(&first, json!({"sleep_ms": 5_000, "text": "slow"})).await;
+        let result = call_fixture(&first, json!({"sleep_ms": 5_000, "text": "slow"})).await;
         first.cancel().await.ok();
         result
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let busy = call(&second, json!({"text": "hi"})).await;
+    let busy = call_fixture(&second, json!({"text": "hi"})).await;
     assert_eq!(busy.is_error, Some(true), "{busy:?}");
     assert_eq!(
-        text(&busy),
+        first_text(&busy),
         "The tool `fixture` is busy: its plugin runs at most 1 calls at once. Try again shortly."
     );
     let slow = slow.await.unwrap();
     assert_eq!(slow.is_error, Some(false), "{slow:?}");
-    assert_eq!(text(&slow), "slow");
+    assert_eq!(first_text(&slow), "slow");
     // With the slot free again, calls go through.
     assert_still_answers(&second).await;
     second.cancel().await.ok();
@@ -116,8 +98,8 @@ async fn calls_over_the_concurrency_limit_are_told_busy() {
 async fn plugin_output_goes_to_the_host_log_only() {
     let host = limited_host("{}");
     let client = connect(&host.mcp_url()).await;
-    let result = call(&client, json!({"print": "diagnostic 7f3a", "text": "done"})).await;
-    assert_eq!(text(&result), "done");
+    let result = call_fixture(&client, json!({"print": "diagnostic 7f3a", "text": "done"})).await;
+    assert_eq!(first_text(&result), "done");
     assert_eq!(result.content.len(), 1);
     let log = host.wait_for_log("stream=\"stderr\"", Duration::from_secs(5));
     for stream in ["stdout", "stderr"] {
@@ -132,7 +114,7 @@ async fn plugin_output_goes_to_the_host_log_only() {
         assert!(line.contains("diagnostic 7f3a"), "{line}");
     }
     // A panic message is captured too.
-    call(&client, json!({"panic": true})).await;
+    call_fixture(&client, json!({"panic": true})).await;
     let log = host.wait_for_log("fixture asked to panic", Duration::from_secs(5));
     assert!(log.contains("fixture asked to panic"), "{log}");
     client.cancel().await.ok();

@@ -452,3 +452,29 @@ pub fn internal_host_name() -> String {
     );
     name
 }
+
+/// A connected rmcp client, as the tests use it.
+pub type Client = rmcp::service::RunningService<rmcp::RoleClient, ()>;
+
+/// Calls the fixture plugin's `fixture` tool with `arguments` (a JSON object).
+pub async fn call_fixture(
+    client: &Client,
+    arguments: serde_json::Value,
+) -> rmcp::model::CallToolResult {
+    client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("fixture")
+                .with_arguments(arguments.as_object().expect("an object").clone()),
+        )
+        .await
+        .expect("tools/call answers")
+}
+
+/// The text of a result's first content block.
+pub fn first_text(result: &rmcp::model::CallToolResult) -> String {
+    result.content[0]
+        .as_text()
+        .expect("text content")
+        .text
+        .clone()
+}
