@@ -7,6 +7,7 @@
 //! - [`server`]: the axum router, the listener (TCP_NODELAY) and `/healthz`.
 //! - [`guard`]: checks on each `/mcp` request before rmcp parses it.
 //! - [`mcp`]: the rmcp `ServerHandler`: `tools/list` and `tools/call` over Streamable HTTP.
+//! - [`cooldown`]: slows down plugins whose calls keep crashing.
 //! - [`pipeline`]: one tool call, step by step, from request to `CallToolResult`.
 //! - [`registry`]: the loaded plugins and their tools (schemas compiled once at load).
 //! - [`schema`]: checks a plugin's JSON Schemas at load and validates arguments per call.
@@ -16,6 +17,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod cooldown;
 pub mod guard;
 pub mod inspect;
 pub mod mcp;

@@ -83,8 +83,9 @@ impl Pipeline {
 
     /// Runs the plugin and maps whatever happens to a `CallToolResult`.
     ///
-    /// The call takes one of the plugin's concurrency permits (waiting at most
-    /// [`BUSY_WAIT`]) and runs as a task of its own: a panic anywhere in it ends that
+    /// A plugin whose calls keep crashing makes new calls wait first (see
+    /// [`crate::cooldown`]). The call takes one of the plugin's concurrency permits
+    /// (waiting at most [`BUSY_WAIT`]) and runs as a task of its own: a panic anywhere in it ends that
     /// call only, and the permit is held until the task ends even if the client leaves.
     async fn invoke(
         &self,
@@ -94,6 +95,10 @@ impl Pipeline {
         call_id: uuid::Uuid,
     ) -> (CallToolResult, Vec<CredentialUse>) {
         let plugin = &tool.plugin;
+        let cooldown = plugin.cooldown.wait();
+        if !cooldown.is_zero() {
+            tokio::time::sleep(cooldown).await;
+        }
         let permit = match tokio::time::timeout(BUSY_WAIT, plugin.slots.clone().acquire_owned())
             .await
         {
@@ -131,6 +136,7 @@ impl Pipeline {
                 );
             }
         };
+        plugin.cooldown.record(invocation.outcome.is_err());
         let result = match invocation.outcome {
             Ok(Ok(result)) => map_result(tool, result),
             Ok(Err(error)) => map_call_error(error),

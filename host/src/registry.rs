@@ -3,6 +3,7 @@
 //! schemas are checked and compiled here, so a bad plugin is refused at start.
 
 use crate::config::{Config, PluginConfig, PluginName};
+use crate::cooldown::Cooldown;
 use crate::sandbox::bindings::exports::mcp::tools::tools::Tool as WitTool;
 use crate::sandbox::state::Grants;
 use crate::sandbox::{PreparedPlugin, Sandbox, SandboxError};
@@ -71,6 +72,8 @@ pub struct LoadedPlugin {
     /// One permit per call allowed to run at once (`limits.max_concurrency`); the
     /// pipeline holds a permit for the whole call.
     pub slots: Arc<Semaphore>,
+    /// Slows the plugin's calls down while its calls keep crashing.
+    pub cooldown: Cooldown,
 }
 
 /// One tool, ready to be listed and called.
@@ -242,6 +245,7 @@ async fn load_plugin(
     Ok(Arc::new(LoadedPlugin {
         name: name.clone(),
         slots: Arc::new(Semaphore::new(config.limits.max_concurrency as usize)),
+        cooldown: Cooldown::default(),
         prepared,
     }))
 }
