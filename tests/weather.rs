@@ -34,6 +34,28 @@ async fn call(
 }
 
 /// A host whose weather plugin gets `key` from the encrypted store.
+/// Calls `get_weather` and checks the plugin could not reach the upstream, which saw
+/// nothing, and that the host logged `why`; returns the host log.
+async fn assert_never_reached(
+    client: &common::Client,
+    host: &Host,
+    upstream: &Upstream,
+    why: &str,
+) -> String {
+    let result = call(client, json!({"city": "Oslo"})).await;
+    let text = text_of(&result);
+    assert_eq!(result.is_error, Some(true), "{text}");
+    assert!(
+        text.contains("could not reach the weather service"),
+        "{text}"
+    );
+    assert!(upstream.requests().is_empty(), "{:?}", upstream.requests());
+    let log = host.wait_for_log(why, Duration::from_secs(5));
+    assert!(log.contains(why), "{log}");
+    log
+}
+
+/// A host whose weather plugin gets `key` from the encrypted store.
 fn start_weather_host(upstream: &Upstream, key: &str) -> (Host, Secrets) {
     let secrets = Secrets::new(&[("weather-api-key", key)]);
     let config = weather_config(
@@ -253,16 +275,7 @@ async fn upstream_outside_the_allowlist_is_never_contacted() {
     let config = weather_config(&upstream.base_url(), &other, ENV_SECRETS);
     let host = Host::start(&config, &[("MCP_SECRET_WEATHER_API_KEY", API_KEY)]);
     let client = connect(&host.mcp_url()).await;
-    let result = call(&client, json!({"city": "Oslo"})).await;
-    let text = text_of(&result);
-    assert_eq!(result.is_error, Some(true), "{text}");
-    assert!(
-        text.contains("could not reach the weather service"),
-        "{text}"
-    );
-    assert!(upstream.requests().is_empty(), "{:?}", upstream.requests());
-    let log = host.wait_for_log("denied outgoing request", Duration::from_secs(5));
-    assert!(log.contains("denied outgoing request"), "{log}");
+    let log = assert_never_reached(&client, &host, &upstream, "denied outgoing request").await;
     assert!(log.contains("plugin=weather"), "{log}");
     assert!(
         log.contains(&format!("target=http://127.0.0.1:{}", upstream.addr.port())),
@@ -334,16 +347,8 @@ async fn a_granted_name_that_resolves_inside_is_blocked() {
     let config = weather_config(&base, &base, ENV_SECRETS);
     let host = Host::start(&config, &[("MCP_SECRET_WEATHER_API_KEY", API_KEY)]);
     let client = connect(&host.mcp_url()).await;
-    let result = call(&client, json!({"city": "Oslo"})).await;
-    let text = text_of(&result);
-    assert_eq!(result.is_error, Some(true), "{text}");
-    assert!(
-        text.contains("could not reach the weather service"),
-        "{text}"
-    );
-    assert!(upstream.requests().is_empty(), "{:?}", upstream.requests());
-    let log = host.wait_for_log("resolves to a blocked address", Duration::from_secs(5));
-    assert!(log.contains("resolves to a blocked address"), "{log}");
+    let log =
+        assert_never_reached(&client, &host, &upstream, "resolves to a blocked address").await;
     assert!(log.contains(&format!("target=http://{name}:")), "{log}");
     client.cancel().await.ok();
 }
