@@ -33,7 +33,6 @@ async fn call(
         .expect("tools/call answers")
 }
 
-/// A host whose weather plugin gets `key` from the encrypted store.
 /// Calls `get_weather` and checks the plugin could not reach the upstream, which saw
 /// nothing, and that the host logged `why`; returns the host log.
 async fn assert_never_reached(
