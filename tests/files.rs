@@ -5,6 +5,7 @@ mod common;
 
 use common::{Host, call_fixture, connect, first_text, plugin, start_refused, toml_path};
 use serde_json::json;
+use std::time::Duration;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -74,25 +75,72 @@ async fn granted_directories_work_with_their_permissions() {
 async fn every_way_out_fails_inside_the_plugin() {
     let f = fixture();
     let client = connect(&f.host.mcp_url()).await;
+    // (attempt, the host log line naming it). Paths outside every preopen are refused
+    // by the plugin's own libc before the host is asked: there is nothing to log, and
+    // the raw WASI attempts below show the host refusing (and logging) the same paths.
     let attempts = [
-        json!({"read_file": "/etc/passwd"}),
-        json!({"read_file": "/ro/../outside/secret.txt"}),
-        json!({"read_file": "/ro/../../../../etc/passwd"}),
-        json!({"read_file": "/rw/link"}),
-        json!({"list_dir": "/"}),
-        json!({"write_file": "/ro/notes.txt", "contents": "overwritten"}),
-        json!({"write_file": "/ro/new.txt", "contents": "x"}),
-        json!({"write_file": "/elsewhere.txt", "contents": "x"}),
-        json!({"rename": ["/ro/notes.txt", "/rw/stolen.txt"]}),
-        json!({"rename": ["/rw/link", "/ro/link"]}),
-        json!({"hard_link": ["/ro/notes.txt", "/rw/hard"]}),
-        json!({"hard_link": ["/rw/../outside/secret.txt", "/rw/hard2"]}),
+        (json!({"read_file": "/etc/passwd"}), None),
+        (json!({"list_dir": "/"}), None),
+        (
+            json!({"write_file": "/elsewhere.txt", "contents": "x"}),
+            None,
+        ),
+        (
+            json!({"raw_open": ["/ro", "/etc/passwd"]}),
+            Some("target=/etc/passwd (from /ro)"),
+        ),
+        (
+            json!({"raw_open": ["/rw", "../outside/secret.txt"]}),
+            Some("target=/rw/../outside/secret.txt"),
+        ),
+        (
+            json!({"read_file": "/ro/../outside/secret.txt"}),
+            Some("target=/ro/../outside/secret.txt"),
+        ),
+        (
+            json!({"read_file": "/ro/../../../../etc/passwd"}),
+            Some("target=/ro/../../../../etc/passwd"),
+        ),
+        (
+            json!({"read_file": "/rw/link"}),
+            Some(
+                "open: outside the granted directories or not writable plugin=fix capability=file target=/rw/link",
+            ),
+        ),
+        (
+            json!({"write_file": "/ro/notes.txt", "contents": "overwritten"}),
+            Some("target=/ro/notes.txt"),
+        ),
+        (
+            json!({"write_file": "/ro/new.txt", "contents": "x"}),
+            Some("target=/ro/new.txt"),
+        ),
+        (
+            json!({"rename": ["/ro/notes.txt", "/rw/stolen.txt"]}),
+            Some("target=/ro/notes.txt -> /rw/stolen.txt"),
+        ),
+        (
+            json!({"rename": ["/rw/link", "/ro/link"]}),
+            Some("target=/rw/link -> /ro/link"),
+        ),
+        (
+            json!({"hard_link": ["/ro/notes.txt", "/rw/hard"]}),
+            Some("target=/ro/notes.txt -> /rw/hard"),
+        ),
+        (
+            json!({"hard_link": ["/rw/../outside/secret.txt", "/rw/hard2"]}),
+            Some("target=/rw/../outside/secret.txt -> /rw/hard2"),
+        ),
     ];
-    for attempt in attempts {
+    for (attempt, logged) in attempts {
         let result = call_fixture(&client, attempt.clone()).await;
         let answer = first_text(&result);
         assert_eq!(result.is_error, Some(true), "{attempt} succeeded: {answer}");
         assert!(!answer.contains("not for plugins"), "{attempt}: {answer}");
+        if let Some(logged) = logged {
+            let log = f.host.wait_for_log(logged, Duration::from_secs(5));
+            assert!(log.contains(logged), "{attempt}: {logged} not in\n{log}");
+        }
     }
     // Nothing outside the grants, or in the read-only grant, changed.
     assert_eq!(
@@ -159,4 +207,26 @@ fn bad_grants_stop_the_host_at_start() {
             "{stderr}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_looping_on_refusals_cannot_flood_the_log() {
+    let f = fixture();
+    let client = connect(&f.host.mcp_url()).await;
+    let result = call_fixture(
+        &client,
+        json!({"raw_open": ["/ro", "../loop"], "repeat": 1000}),
+    )
+    .await;
+    assert_eq!(result.is_error, Some(true), "{}", first_text(&result));
+    let log = f
+        .host
+        .wait_for_log("denied 984 more requests", Duration::from_secs(5));
+    assert!(
+        log.contains("denied 984 more requests in this call"),
+        "{log}"
+    );
+    let lines = log.matches("target=/ro/../loop").count();
+    assert_eq!(lines, 16, "{log}");
+    client.cancel().await.ok();
 }

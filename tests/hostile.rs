@@ -17,25 +17,30 @@ struct Setup {
     host: Host,
     upstream: Upstream,
     internal_url: String,
+    _dir: tempfile::TempDir,
 }
 
 async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
     let upstream = Upstream::start().await;
     let internal = common::internal_host_name();
     let internal_url = format!("http://{internal}:{}", upstream.addr.port());
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[secrets]\nsource = \"env\"\n\
          [plugins.fix]\npath = {}\nenv = {{ GIVEN = \"yes\" }}\n\
-         allowed_outbound_hosts = [{}, {}]\n",
+         allowed_outbound_hosts = [{}, {}]\n\
+         files = [{{ host = {}, guest = \"/data\", mode = \"ro\" }}]\n",
         toml_path(&plugin("fixture")),
         toml_str(&upstream.base_url()),
         toml_str(&internal_url),
+        toml_path(dir.path()),
     );
     let host = Host::start(&config, &[HOST_ONLY]);
     Setup {
         host,
         upstream,
         internal_url,
+        _dir: dir,
     }
 }
 
@@ -48,51 +53,59 @@ async fn every_reach_beyond_the_grants_fails() {
         s.upstream.base_url(),
         common::API_KEY
     );
-    // (attempt, what the plugin sees, what the host log says, if the host saw it)
+    // (attempt, what the plugin sees, what the host log says)
     let attempts = [
         (
             json!({"http_get": "http://not-allowed.example/"}),
             "HttpRequestDenied",
-            Some("denied outgoing request: not in allowed_outbound_hosts"),
+            "denied outgoing request: not in allowed_outbound_hosts",
         ),
         (
             json!({"http_get": "http://169.254.169.254/latest/meta-data/"}),
             "HttpRequestDenied",
-            Some("target=http://169.254.169.254"),
+            "target=http://169.254.169.254",
         ),
         (
             json!({"http_get": format!("{}/data/2.5/weather", s.internal_url)}),
             "DestinationIpProhibited",
-            Some("resolves to a blocked address"),
+            "resolves to a blocked address",
         ),
         (
             json!({"tcp_connect": s.upstream.addr.to_string()}),
             "connect",
-            None,
+            "denied raw TCP socket: plugins reach the network only through HTTP plugin=fix capability=tcp target=ipv4 socket",
         ),
-        (json!({"lookup": "localhost"}), "lookup localhost", None),
+        (
+            json!({"udp_bind": "0.0.0.0:0"}),
+            "udp bind",
+            "denied raw UDP socket: plugins reach the network only through HTTP plugin=fix capability=udp",
+        ),
+        (
+            json!({"lookup": "example.org"}),
+            "lookup example.org",
+            "capability=dns target=example.org",
+        ),
         (
             json!({"credential": "weather-api-key"}),
             "NotGranted",
-            Some("denied credential: not granted to this plugin"),
+            "denied credential: not granted to this plugin",
         ),
     ];
+    let attempts_made = attempts.len();
     for (attempt, seen, logged) in attempts {
         let result = call_fixture(&client, attempt.clone()).await;
         let answer = first_text(&result);
         assert_eq!(result.is_error, Some(true), "{attempt} succeeded: {answer}");
         assert!(answer.contains(seen), "{attempt}: {answer}");
-        if let Some(logged) = logged {
-            let log = s.host.wait_for_log(logged, Duration::from_secs(5));
-            assert!(log.contains(logged), "{attempt}: {log}");
-        }
+        let log = s.host.wait_for_log(logged, Duration::from_secs(5));
+        assert!(log.contains(logged), "{attempt}: {logged} not in\n{log}");
         // The honest path on the same host still works.
         let result = call_fixture(&client, json!({"http_get": granted})).await;
         assert_eq!(first_text(&result), "HTTP 200", "after {attempt}");
     }
     // Only the honest requests reached the upstream.
     let seen = s.upstream.requests();
-    assert_eq!(seen.len(), 6, "{seen:?}");
+    assert_eq!(seen.len(), attempts_made, "{seen:?}");
     client.cancel().await.ok();
 }
 
@@ -104,5 +117,64 @@ async fn the_environment_is_only_what_the_config_gives() {
     assert_eq!(result.is_error, Some(false));
     assert_eq!(first_text(&result), "GIVEN=yes");
     assert!(!first_text(&result).contains(HOST_ONLY.1));
+    client.cancel().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_cannot_hoard_the_hosts_descriptors_or_memory() {
+    let s = setup().await;
+    let client = connect(&s.host.mcp_url()).await;
+    let fds_before = s.host.open_fds();
+    // Files: each open one is a host file descriptor.
+    let result = call_fixture(&client, json!({"hold_open": 5000})).await;
+    assert_eq!(first_text(&result), "held 256 then: insufficient-memory");
+    let logged = "denied file access: open: more than 256 files open in one call";
+    assert!(
+        s.host
+            .wait_for_log(logged, Duration::from_secs(5))
+            .contains(logged)
+    );
+    // Outgoing connections: the same.
+    let authority = s.upstream.addr.to_string();
+    let result = call_fixture(&client, json!({"http_burst": [authority, "/endless", 40]})).await;
+    assert_eq!(
+        first_text(&result),
+        "answered 16, failed: ErrorCode::ConnectionLimitReached"
+    );
+    let logged = "more than 16 connections open in one call";
+    assert!(
+        s.host
+            .wait_for_log(logged, Duration::from_secs(5))
+            .contains(logged)
+    );
+    // Any other host object (here: handles to its directories) is capped too; the
+    // plugin that goes past the cap is stopped.
+    let result = call_fixture(&client, json!({"hold_handles": 100_000})).await;
+    assert_eq!(result.is_error, Some(true), "{}", first_text(&result));
+    assert!(
+        first_text(&result).contains("crashed"),
+        "{}",
+        first_text(&result)
+    );
+    // Everything was given back when those calls ended.
+    let result = call_fixture(&client, json!({"hold_open": 200})).await;
+    assert_eq!(first_text(&result), "held 200");
+    let result = call_fixture(
+        &client,
+        json!({"http_burst": [s.upstream.addr.to_string(), "/endless", 16]}),
+    )
+    .await;
+    assert_eq!(first_text(&result), "answered 16, failed: ");
+    // The host holds no more descriptors than before (a little slack for its own
+    // connections).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while s.host.open_fds() > fds_before + 4 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        s.host.open_fds() <= fds_before + 4,
+        "{} descriptors open, {fds_before} before",
+        s.host.open_fds()
+    );
     client.cancel().await.ok();
 }

@@ -6,7 +6,7 @@ use crate::registry::Registry;
 use crate::sandbox::Sandbox;
 use crate::sandbox::credentials;
 use crate::secrets::{SecretStore, kek};
-use crate::{inspect, server};
+use crate::{fd_limit, inspect, server};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::io::{IsTerminal, Read, Write};
@@ -180,6 +180,7 @@ fn secrets_command(config_path: &Path, command: SecretsCommand) -> anyhow::Resul
 
 async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&config_path)?;
+    fd_limit::prepare(&config);
     let credentials = credentials::from_config(&config)?;
     let sandbox = Arc::new(Sandbox::new(credentials, config.pool_size())?);
     let registry = Arc::new(Registry::load(&config, &sandbox).await?);

@@ -4,6 +4,7 @@
 //!
 //! - [`cli`]: the command line (`serve`, `plugin inspect`).
 //! - [`config`]: `host.toml` parsed and checked; every error names the key and line.
+//! - [`fd_limit`]: the open-file limit, raised at start to what the plugins may hold.
 //! - [`server`]: the axum router, the listener (TCP_NODELAY) and `/healthz`.
 //! - [`guard`]: checks on each `/mcp` request before rmcp parses it.
 //! - [`mcp`]: the rmcp `ServerHandler`: `tools/list` and `tools/call` over Streamable HTTP.
@@ -18,6 +19,7 @@
 pub mod cli;
 pub mod config;
 pub mod cooldown;
+pub mod fd_limit;
 pub mod guard;
 pub mod inspect;
 pub mod mcp;

@@ -12,6 +12,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 use thiserror::Error;
+use tracing::Instrument;
 
 /// A `tools/call` request as the pipeline sees it.
 #[derive(Debug)]
@@ -118,13 +119,19 @@ impl Pipeline {
         let task = {
             let (sandbox, tool, name) = (self.sandbox.clone(), tool.clone(), name.to_owned());
             let arguments = arguments.to_string();
-            tokio::spawn(async move {
-                let invocation = sandbox
-                    .call_tool(&tool.plugin.prepared, &name, &arguments)
-                    .await;
-                drop(permit);
-                invocation
-            })
+            // Everything the sandbox logs for this call (refusals, what the plugin
+            // printed) carries its call id.
+            let span = tracing::info_span!("call", %call_id);
+            tokio::spawn(
+                async move {
+                    let invocation = sandbox
+                        .call_tool(&tool.plugin.prepared, &name, &arguments)
+                        .await;
+                    drop(permit);
+                    invocation
+                }
+                .instrument(span),
+            )
         };
         let invocation = match task.await {
             Ok(invocation) => invocation,

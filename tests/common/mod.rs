@@ -9,6 +9,7 @@
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -67,7 +68,8 @@ pub struct Recorded {
 ///
 /// Cities with special behaviour: `Atlantis` 404, `Ratelimit` 429, `Meltdown` 503,
 /// `Garbled` 200 with a body that is not JSON, `Partial` 200 without `main`. A wrong
-/// `appid` gets 401. Anything else gets a report whose `name` is the city.
+/// `appid` gets 401. Anything else gets a report whose `name` is the city. `/endless`
+/// answers 200 and a body that never ends (the connection stays open).
 pub struct Upstream {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Recorded>>>,
@@ -78,6 +80,7 @@ impl Upstream {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let app = axum::Router::new()
             .route("/data/2.5/weather", axum::routing::get(weather))
+            .route("/endless", axum::routing::get(endless))
             .fallback(|| async { StatusCode::NOT_FOUND })
             .with_state(requests.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -93,6 +96,13 @@ impl Upstream {
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }
+}
+
+async fn endless() -> Response {
+    let first =
+        futures::stream::once(async { Ok::<_, std::io::Error>(bytes::Bytes::from("tick")) });
+    let body = axum::body::Body::from_stream(first.chain(futures::stream::pending()));
+    (StatusCode::OK, body).into_response()
 }
 
 async fn weather(
@@ -203,6 +213,13 @@ impl Host {
     /// Everything the host wrote to stderr (its log) so far.
     pub fn log(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// How many file descriptors the host process has open (Linux).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .expect("/proc is mounted")
+            .count()
     }
 
     /// Waits up to `timeout` for the log to contain `needle`; returns the log.

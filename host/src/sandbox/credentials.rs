@@ -179,17 +179,19 @@ impl super::bindings::mcp::tools::types::Host for CallState {}
 /// Names longer than this are cut in the access record: a plugin chooses the name.
 const MAX_RECORDED_NAME: usize = 128;
 
+/// Credential requests recorded per call; further requests are answered, not recorded.
+const MAX_RECORDED_USES: usize = 32;
+
 impl Host for CallState {
     fn get(&mut self, name: String) -> Result<String, WitError> {
         let grants = &self.grants;
         let recorded: String = name.chars().take(MAX_RECORDED_NAME).collect();
         let granted = grants.credentials.iter().any(|g| g.as_str() == name);
         let answer = if !granted {
-            tracing::warn!(
-                plugin = %grants.plugin,
-                capability = "credential",
-                target = %recorded.escape_debug(),
-                "denied credential: not granted to this plugin"
+            self.denials.refuse(
+                "credential",
+                &recorded,
+                "credential: not granted to this plugin",
             );
             Err(WitError::NotGranted)
         } else {
@@ -206,10 +208,13 @@ impl Host for CallState {
             Err(WitError::NotFound) => CredentialOutcome::NotFound,
             Err(WitError::Unavailable) => CredentialOutcome::Unavailable,
         };
-        self.credential_uses.push(CredentialUse {
-            name: recorded,
-            outcome,
-        });
+        // A plugin that asks in a loop must not grow the host's memory with it.
+        if self.credential_uses.len() < MAX_RECORDED_USES {
+            self.credential_uses.push(CredentialUse {
+                name: recorded,
+                outcome,
+            });
+        }
         answer
     }
 }

@@ -4,6 +4,7 @@
 //! certificate checked against the host name), then HTTP/1.1. Redirects are never
 //! followed: the plugin sees them and any new request goes through the allowlist.
 
+use super::denials::Denials;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -140,12 +141,14 @@ pub type Sent = (
     Box<dyn Future<Output = Result<(), HttpError>> + Send>,
 );
 
-/// Sends `request` (already matched against the allowlist with `reach`).
+/// Sends `request` (already matched against the allowlist with `reach`) on a
+/// connection of its own, which holds `permit` while it is open.
 pub async fn send(
     mut request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
     reach: Reach,
-    plugin: &str,
+    denials: &Denials,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<Sent, HttpError> {
     let uri = request.uri().clone();
     let https = uri.scheme_str() == Some("https");
@@ -159,13 +162,10 @@ pub async fn send(
     let addrs = resolve(host, port).await?;
     let ips: Vec<IpAddr> = addrs.iter().map(SocketAddr::ip).collect();
     if let Err((ip, why)) = check_addresses(reach, &ips) {
-        tracing::warn!(
-            plugin,
-            capability = "http",
-            target = %format!("{}://{host}:{port}", uri.scheme_str().unwrap_or("?")),
-            address = %ip,
-            reason = why,
-            "denied outgoing request: the host resolves to a blocked address"
+        denials.refuse(
+            "http",
+            format_args!("{}://{host}:{port}", uri.scheme_str().unwrap_or("?")),
+            &format!("outgoing request: the host resolves to a blocked address ({ip}, {why})"),
         );
         return Err(HttpError::DestinationIpProhibited);
     }
@@ -186,7 +186,11 @@ pub async fn send(
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(HttpError::Hyper)?;
-    let connection = tokio::spawn(connection);
+    // The permit (one of the call's connections) is returned when the connection ends.
+    let connection = tokio::spawn(async move {
+        let _permit = permit;
+        connection.await
+    });
 
     // On the wire the request line carries the path only (origin form).
     let path = uri.path_and_query().map_or("/", |p| p.as_str());

@@ -2,11 +2,13 @@
 //! that enforces it. Deny by default; a request whose scheme, host and port do not
 //! match an entry never leaves the host.
 
+use super::denials::Denials;
 use super::dialer::{self, Reach};
 use super::state::Grants;
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use std::sync::Arc;
+use tracing::Instrument;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// One `allowed_outbound_hosts` entry: `scheme://host[:port]`.
@@ -180,12 +182,29 @@ fn check_dns_name(host: &str) -> Result<(), String> {
 
 /// The per-call wasi:http hook: checks each outgoing request against the plugin's
 /// allowlist before anything is sent.
-pub struct EgressPolicy(pub Arc<Grants>);
+pub struct EgressPolicy {
+    grants: Arc<Grants>,
+    denials: Denials,
+    /// One permit per connection this call has open.
+    connections: Arc<tokio::sync::Semaphore>,
+}
+
+/// Outgoing connections one call may have open at once: each holds a file descriptor
+/// of the host.
+pub const MAX_CONNECTIONS: usize = 16;
 
 impl EgressPolicy {
+    pub fn new(grants: Arc<Grants>, denials: Denials) -> Self {
+        Self {
+            grants,
+            denials,
+            connections: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+        }
+    }
+
     /// The allowlist entry `uri` matches, if any.
     fn matching(&self, uri: &http::Uri) -> Option<&AllowedHost> {
-        self.0.outbound.iter().find(|entry| entry.allows(uri))
+        self.grants.outbound.iter().find(|entry| entry.allows(uri))
     }
 }
 
@@ -210,28 +229,44 @@ impl WasiHttpHooks for EgressPolicy {
         _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> SendFuture {
         let Some(entry) = self.matching(request.uri()) else {
-            tracing::warn!(
-                plugin = %self.0.plugin,
-                capability = "http",
-                target = %redacted_target(request.uri()),
-                "denied outgoing request: not in allowed_outbound_hosts"
+            self.denials.refuse(
+                "http",
+                redacted_target(request.uri()),
+                "outgoing request: not in allowed_outbound_hosts",
             );
             // Let the guest finish writing its body, so it sees the denial rather than
             // a broken body stream.
             drain(request.into_body());
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         };
+        let Ok(connection) = self.connections.clone().try_acquire_owned() else {
+            self.denials.refuse(
+                "http",
+                redacted_target(request.uri()),
+                &format!(
+                    "outgoing request: more than {MAX_CONNECTIONS} connections open in one call"
+                ),
+            );
+            drain(request.into_body());
+            return Box::new(async { Err(HttpError::ConnectionLimitReached) });
+        };
         let reach = entry.reach();
         let request = detach_bodiless(request);
-        let plugin = self.0.plugin.clone();
+        let plugin = self.grants.plugin.clone();
         let target = redacted_target(request.uri());
-        Box::new(async move {
-            dialer::send(request, options, reach, plugin.as_str())
-                .await
-                .inspect_err(|error| {
-                    tracing::warn!(%plugin, %target, ?error, "outgoing request failed");
-                })
-        })
+        let denials = self.denials.clone();
+        // wasi:http polls this apart from the call's task: keep the call's span.
+        let span = tracing::Span::current();
+        Box::new(
+            async move {
+                dialer::send(request, options, reach, &denials, connection)
+                    .await
+                    .inspect_err(|error| {
+                        tracing::warn!(%plugin, %target, ?error, "outgoing request failed");
+                    })
+            }
+            .instrument(span),
+        )
     }
 }
 

@@ -7,11 +7,14 @@
 
 pub mod bindings;
 pub mod credentials;
+pub mod denials;
 pub mod dialer;
 pub mod egress;
 pub mod fairness;
 pub mod files;
+pub mod fs_audit;
 pub mod limits;
+pub mod sockets;
 pub mod state;
 pub mod stdio;
 
@@ -171,6 +174,10 @@ impl Sandbox {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
+        // Refusals inside wasmtime-wasi (file escapes, raw sockets, name lookup) are
+        // logged by these layers in front of it.
+        fs_audit::add_to_linker(&mut linker).map_err(engine_err)?;
+        sockets::add_to_linker(&mut linker).map_err(engine_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_err)?;
         Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(engine_err)?;
         Ok(Self {
@@ -257,13 +264,11 @@ impl Sandbox {
         let timeout = plugin.grants.limits.timeout;
         let listing = async {
             let (mut store, instance) = self.instantiate(plugin).await?;
-            let tools = instance
+            instance
                 .mcp_tools_tools()
                 .call_list_tools(&mut store)
                 .await
-                .map_err(SandboxError::from_trap);
-            log_captured(&plugin.grants, store.data());
-            tools
+                .map_err(SandboxError::from_trap)
         };
         tokio::time::timeout(timeout, listing)
             .await
@@ -288,7 +293,6 @@ impl Sandbox {
                 .await
                 .map_err(SandboxError::from_trap);
             credential_uses = std::mem::take(&mut store.data_mut().credential_uses);
-            log_captured(&plugin.grants, store.data());
             outcome
         };
         let outcome = tokio::time::timeout(timeout, call)
@@ -299,12 +303,6 @@ impl Sandbox {
             credential_uses,
         }
     }
-}
-
-/// Writes what a call printed to the host log.
-fn log_captured(grants: &Grants, state: &CallState) {
-    stdio::log_output(grants.plugin.as_str(), "stdout", &state.stdout);
-    stdio::log_output(grants.plugin.as_str(), "stderr", &state.stderr);
 }
 
 /// Advances the engine's epoch every [`limits::EPOCH_TICK`] on a thread of its own,

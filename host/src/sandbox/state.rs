@@ -1,18 +1,24 @@
 //! What one call's `Store` holds: the WASI context built from the plugin's grants, the
-//! wasi:http context with its egress policy, and the credential source.
+//! wasi:http context with its egress policy, the credential source, and the record of
+//! what the call printed and was refused (logged when the store is dropped).
 
 use super::credentials::{CredentialSource, CredentialUse};
+use super::denials::Denials;
 use super::egress::EgressPolicy;
 use super::fairness::Ticket;
 use super::files::{self, FileGrant};
+use super::fs_audit::OpenPaths;
 use super::limits::{CallLimiter, Limits};
-use super::stdio::Capture;
+use super::stdio::{self, Capture};
 use crate::config::{CredentialName, PluginName};
 use crate::sandbox::egress::AllowedHost;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// Host objects (open files, streams, HTTP requests, ...) one call may hold at once.
+pub const MAX_HANDLES: usize = 10_000;
 
 /// Everything the operator granted one plugin; built once at load, shared by its calls.
 #[derive(Debug)]
@@ -39,9 +45,19 @@ pub struct CallState {
     pub stderr: Capture,
     /// This call's place among the calls in flight.
     pub ticket: Ticket,
-    wasi: WasiCtx,
+    /// What this call was refused.
+    pub denials: Denials,
+    pub(super) wasi: WasiParts,
+    /// Guest paths of the call's open descriptors, for refusal log lines.
+    pub(super) open_paths: OpenPaths,
     http: WasiHttpCtx,
     egress: EgressPolicy,
+}
+
+/// The WASI context and the resource table, apart from the rest of the state so the
+/// filesystem layer can borrow them next to [`CallState::open_paths`].
+pub struct WasiParts {
+    ctx: WasiCtx,
     table: ResourceTable,
 }
 
@@ -68,15 +84,24 @@ impl CallState {
             deadline: std::time::Instant::now() + grants.limits.timeout,
             timeout: grants.limits.timeout,
         };
+        let denials = Denials::new(grants.plugin.clone());
+        // Host-side objects (handles, streams, requests) live outside the plugin's
+        // memory limit: cap how many one call may hold.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_HANDLES);
         Ok(Self {
             ticket,
             limiter,
             stdout,
             stderr,
-            wasi: wasi.build(),
+            wasi: WasiParts {
+                ctx: wasi.build(),
+                table,
+            },
+            open_paths: OpenPaths::default(),
             http: WasiHttpCtx::new(),
-            egress: EgressPolicy(grants.clone()),
-            table: ResourceTable::new(),
+            egress: EgressPolicy::new(grants.clone(), denials.clone()),
+            denials,
             grants,
             credentials,
             credential_uses: Vec::new(),
@@ -84,12 +109,29 @@ impl CallState {
     }
 }
 
-impl WasiView for CallState {
+impl WasiView for WasiParts {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: &mut self.ctx,
             table: &mut self.table,
         }
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.wasi.ctx()
+    }
+}
+
+/// When the call ends, however it ends (finished, trapped, cancelled at its deadline),
+/// what it printed and how often it was refused reach the host log.
+impl Drop for CallState {
+    fn drop(&mut self) {
+        let plugin = self.grants.plugin.as_str();
+        stdio::log_output(plugin, "stdout", &self.stdout);
+        stdio::log_output(plugin, "stderr", &self.stderr);
+        self.denials.finish();
     }
 }
 
@@ -97,7 +139,7 @@ impl WasiHttpView for CallState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView {
             ctx: &mut self.http,
-            table: &mut self.table,
+            table: &mut self.wasi.table,
             hooks: &mut self.egress,
         }
     }
