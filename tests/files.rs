@@ -87,58 +87,61 @@ async fn every_way_out_fails_inside_the_plugin() {
         ),
         (
             json!({"raw_open": ["/ro", "/etc/passwd"]}),
-            Some("target=/etc/passwd (from /ro)"),
+            Some(r#"target="/etc/passwd (from /ro)""#),
         ),
         (
             json!({"raw_open": ["/rw", "../outside/secret.txt"]}),
-            Some("target=/rw/../outside/secret.txt"),
+            Some(r#"target="/rw/../outside/secret.txt""#),
         ),
         (
             json!({"read_file": "/ro/../outside/secret.txt"}),
-            Some("target=/ro/../outside/secret.txt"),
+            Some(r#"target="/ro/../outside/secret.txt""#),
         ),
         (
             json!({"read_file": "/ro/../../../../etc/passwd"}),
-            Some("target=/ro/../../../../etc/passwd"),
+            Some(r#"target="/ro/../../../../etc/passwd""#),
         ),
         (
             json!({"read_file": "/rw/link"}),
             Some(
-                "open: outside the granted directories or not writable plugin=fix capability=file target=/rw/link",
+                r#"open: outside the granted directories or not writable plugin=fix capability=file target="/rw/link""#,
             ),
         ),
         (
             json!({"write_file": "/ro/notes.txt", "contents": "overwritten"}),
-            Some("target=/ro/notes.txt"),
+            Some(r#"target="/ro/notes.txt""#),
         ),
         (
             json!({"write_file": "/ro/new.txt", "contents": "x"}),
-            Some("target=/ro/new.txt"),
+            Some(r#"target="/ro/new.txt""#),
         ),
         (
             json!({"rename": ["/ro/notes.txt", "/rw/stolen.txt"]}),
-            Some("target=/ro/notes.txt -> /rw/stolen.txt"),
+            Some(r#"target="/ro/notes.txt -> /rw/stolen.txt""#),
         ),
         (
             json!({"rename": ["/rw/link", "/ro/link"]}),
-            Some("target=/rw/link -> /ro/link"),
+            Some(r#"target="/rw/link -> /ro/link""#),
         ),
         (
             json!({"hard_link": ["/ro/notes.txt", "/rw/hard"]}),
-            Some("target=/ro/notes.txt -> /rw/hard"),
+            Some(r#"target="/ro/notes.txt -> /rw/hard""#),
         ),
         (
             json!({"hard_link": ["/rw/../outside/secret.txt", "/rw/hard2"]}),
-            Some("target=/rw/../outside/secret.txt -> /rw/hard2"),
+            Some(r#"target="/rw/../outside/secret.txt -> /rw/hard2""#),
         ),
     ];
     for (attempt, logged) in attempts {
+        let mark = f.host.log_mark();
         let result = call_fixture(&client, attempt.clone()).await;
         let answer = first_text(&result);
         assert_eq!(result.is_error, Some(true), "{attempt} succeeded: {answer}");
         assert!(!answer.contains("not for plugins"), "{attempt}: {answer}");
         if let Some(logged) = logged {
-            let log = f.host.wait_for_log(logged, Duration::from_secs(5));
+            let log = f
+                .host
+                .wait_for_log_since(mark, logged, Duration::from_secs(5));
             assert!(log.contains(logged), "{attempt}: {logged} not in\n{log}");
         }
     }
@@ -210,23 +213,31 @@ fn bad_grants_stop_the_host_at_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_looping_on_refusals_cannot_flood_the_log() {
+async fn a_plugin_looping_on_refusals_cannot_flood_or_hide_in_the_log() {
     let f = fixture();
     let client = connect(&f.host.mcp_url()).await;
+    // A thousand refused opens, then a credential it was not granted, in one call.
     let result = call_fixture(
         &client,
-        json!({"raw_open": ["/ro", "../loop"], "repeat": 1000}),
+        json!({
+            "raw_open": ["/ro", "../loop"], "repeat": 1000,
+            "then": {"credential": "someone-elses-key"},
+        }),
     )
     .await;
     assert_eq!(result.is_error, Some(true), "{}", first_text(&result));
     let log = f
         .host
-        .wait_for_log("denied 984 more requests", Duration::from_secs(5));
+        .wait_for_log("denied 992 more file requests", Duration::from_secs(5));
     assert!(
-        log.contains("denied 984 more requests in this call"),
+        log.contains("denied 992 more file requests in this call"),
         "{log}"
     );
-    let lines = log.matches("target=/ro/../loop").count();
-    assert_eq!(lines, 16, "{log}");
+    assert_eq!(log.matches(r#"target="/ro/../loop""#).count(), 8, "{log}");
+    // The credential probe is not hidden behind the flood.
+    assert!(
+        log.contains(r#"capability=credential target="someone-elses-key""#),
+        "{log}"
+    );
     client.cancel().await.ok();
 }

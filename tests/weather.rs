@@ -277,7 +277,10 @@ async fn upstream_outside_the_allowlist_is_never_contacted() {
     let log = assert_never_reached(&client, &host, &upstream, "denied outgoing request").await;
     assert!(log.contains("plugin=weather"), "{log}");
     assert!(
-        log.contains(&format!("target=http://127.0.0.1:{}", upstream.addr.port())),
+        log.contains(&format!(
+            "target=\"http://127.0.0.1:{}\"",
+            upstream.addr.port()
+        )),
         "{log}"
     );
     assert!(!log.contains(API_KEY), "the key is in the host log");

@@ -9,14 +9,14 @@ use crate::sandbox::fs_audit::MAX_OPEN_FILES;
 /// Descriptors kept for the host itself: clients, the listener, logs, the store.
 const RESERVED: u64 = 1024;
 
-/// File descriptors the host may need with every plugin at its `max_concurrency`.
+/// File descriptors the host may need with every instance of the pool busy (every
+/// plugin at its `max_concurrency`, plus the spares), each holding all it may.
 pub fn needed(config: &Config) -> u64 {
-    let per_call = (MAX_OPEN_FILES + MAX_CONNECTIONS) as u64;
-    config
-        .plugins
-        .values()
-        .map(|p| u64::from(p.limits.max_concurrency) * (per_call + p.file_grants.len() as u64))
-        .fold(RESERVED, u64::saturating_add)
+    let grants = config.plugins.values().map(|p| p.file_grants.len());
+    let per_call = (MAX_OPEN_FILES + MAX_CONNECTIONS + grants.max().unwrap_or(0)) as u64;
+    u64::from(config.pool_size().instances)
+        .saturating_mul(per_call)
+        .saturating_add(RESERVED)
 }
 
 /// What [`raise`] did.
@@ -77,7 +77,7 @@ pub fn prepare(config: &Config) {
     }
 }
 
-#[cfg(all(test, unix))]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 

@@ -74,7 +74,7 @@ impl Pipeline {
             is_error = result.is_error.unwrap_or(false),
             credentials = ?credential_uses
                 .iter()
-                .map(|u| format!("{}:{}", u.name, u.outcome.as_str()))
+                .map(ToString::to_string)
                 .collect::<Vec<_>>(),
             duration_us = started.elapsed().as_micros() as u64,
             "tool call"

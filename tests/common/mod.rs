@@ -216,10 +216,29 @@ impl Host {
     }
 
     /// How many file descriptors the host process has open (Linux).
+    #[cfg(target_os = "linux")]
     pub fn open_fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
             .expect("/proc is mounted")
             .count()
+    }
+
+    /// Where the log ends now: pass it to [`Host::wait_for_log_since`].
+    pub fn log_mark(&self) -> usize {
+        self.stderr.lock().unwrap().len()
+    }
+
+    /// Waits up to `timeout` for the log written after `mark` to contain `needle`;
+    /// returns that part of the log.
+    pub fn wait_for_log_since(&self, mark: usize, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log()[mark..].to_owned();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits up to `timeout` for the log to contain `needle`; returns the log.

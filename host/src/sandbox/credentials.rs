@@ -19,12 +19,50 @@ pub trait CredentialSource: Send + Sync {
     fn describe(&self, name: &str) -> String;
 }
 
-/// One credential request of a call: which name, and what the plugin got (never the
-/// value). The audit log carries these.
+/// Credential requests of a call with the same name and outcome: which name, what
+/// the plugin got (never the value), how often. The audit log carries these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialUse {
     pub name: String,
     pub outcome: CredentialOutcome,
+    pub count: u32,
+}
+
+impl std::fmt::Display for CredentialUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.name, self.outcome.as_str())?;
+        if self.count > 1 {
+            write!(f, "*{}", self.count)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where requests for names past [`MAX_RECORDED_NAMES`] are counted.
+pub const OTHER_NAMES: &str = "(other names)";
+
+/// Adds one request to a call's record. Granted names are few (the grants) and always
+/// recorded; other names are chosen by the plugin, so at most [`MAX_RECORDED_NAMES`]
+/// of them are kept apart and the rest are counted under [`OTHER_NAMES`].
+pub fn record(uses: &mut Vec<CredentialUse>, name: &str, outcome: CredentialOutcome) {
+    let name: String = name.chars().take(MAX_RECORDED_NAME).collect();
+    let distinct = uses.len() < MAX_RECORDED_NAMES || outcome == CredentialOutcome::Granted;
+    let name = if distinct || uses.iter().any(|u| u.name == name) {
+        name
+    } else {
+        OTHER_NAMES.to_owned()
+    };
+    match uses
+        .iter_mut()
+        .find(|u| u.outcome == outcome && u.name == name)
+    {
+        Some(known) => known.count = known.count.saturating_add(1),
+        None => uses.push(CredentialUse {
+            name,
+            outcome,
+            count: 1,
+        }),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,18 +217,16 @@ impl super::bindings::mcp::tools::types::Host for CallState {}
 /// Names longer than this are cut in the access record: a plugin chooses the name.
 const MAX_RECORDED_NAME: usize = 128;
 
-/// Credential requests recorded per call; further requests are answered, not recorded.
-const MAX_RECORDED_USES: usize = 32;
+/// Distinct names recorded per call before the rest are counted together.
+const MAX_RECORDED_NAMES: usize = 32;
 
 impl Host for CallState {
     fn get(&mut self, name: String) -> Result<String, WitError> {
-        let grants = &self.grants;
-        let recorded: String = name.chars().take(MAX_RECORDED_NAME).collect();
-        let granted = grants.credentials.iter().any(|g| g.as_str() == name);
+        let granted = self.grants.credentials.iter().any(|g| g.as_str() == name);
         let answer = if !granted {
             self.denials.refuse(
                 "credential",
-                &recorded,
+                &name,
                 "credential: not granted to this plugin",
             );
             Err(WitError::NotGranted)
@@ -208,13 +244,7 @@ impl Host for CallState {
             Err(WitError::NotFound) => CredentialOutcome::NotFound,
             Err(WitError::Unavailable) => CredentialOutcome::Unavailable,
         };
-        // A plugin that asks in a loop must not grow the host's memory with it.
-        if self.credential_uses.len() < MAX_RECORDED_USES {
-            self.credential_uses.push(CredentialUse {
-                name: recorded,
-                outcome,
-            });
-        }
+        record(&mut self.credential_uses, &name, outcome);
         answer
     }
 }
@@ -222,6 +252,36 @@ impl Host for CallState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_count_repeats_and_never_lose_a_granted_read() {
+        let mut uses = Vec::new();
+        record(&mut uses, "key", CredentialOutcome::Granted);
+        record(&mut uses, "key", CredentialOutcome::Granted);
+        for i in 0..100 {
+            record(
+                &mut uses,
+                &format!("probe-{i}"),
+                CredentialOutcome::NotGranted,
+            );
+        }
+        // A granted read after the flood is still recorded by name.
+        record(&mut uses, "late", CredentialOutcome::Granted);
+        // A name already recorded keeps its own entry.
+        record(&mut uses, "probe-3", CredentialOutcome::NotGranted);
+        assert_eq!(uses.len(), MAX_RECORDED_NAMES + 2);
+        let shown: Vec<String> = uses.iter().map(ToString::to_string).collect();
+        assert_eq!(shown[0], "key:granted*2");
+        assert!(
+            shown.contains(&"probe-3:not-granted*2".to_owned()),
+            "{shown:?}"
+        );
+        assert!(
+            shown.contains(&"(other names):not-granted*69".to_owned()),
+            "{shown:?}"
+        );
+        assert_eq!(shown.last().unwrap(), "late:granted");
+    }
 
     #[test]
     fn env_variable_names() {

@@ -1,16 +1,17 @@
 //! Host-side log lines for what a plugin reached for and was refused (plugin,
-//! capability, target), at most [`MAX_LOGGED`] per call: a plugin that loops on a
-//! refused request cannot flood the host's log.
+//! capability, target): the first [`MAX_LOGGED_PER_CAPABILITY`] of each capability in a
+//! call, then only counted, so a plugin that loops on one refusal can neither flood
+//! the log nor hide a later refusal of another kind behind it.
 
 use crate::config::PluginName;
 use std::fmt::Display;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
-/// Refusals of one call written to the log; the rest are only counted.
-pub const MAX_LOGGED: u32 = 16;
+/// Refusals of one capability in one call written to the log; the rest are counted.
+pub const MAX_LOGGED_PER_CAPABILITY: u64 = 8;
 
-/// Characters of a plugin-chosen target (a path, a host name) kept in the log.
+/// Characters of a plugin-chosen target (a path, a host name) kept in the log: the
+/// first and last half of this, so neither a long prefix nor a long tail hides the rest.
 const MAX_TARGET_CHARS: usize = 256;
 
 /// The refusals of one call. Cheap to clone: the wasi:http hook and the dialer hold
@@ -20,64 +21,80 @@ pub struct Denials(Arc<Inner>);
 
 struct Inner {
     plugin: PluginName,
-    count: AtomicU32,
+    /// Refusals so far, by capability (a handful of kinds: a short list).
+    counts: Mutex<Vec<(&'static str, u64)>>,
 }
 
 impl Denials {
     pub fn new(plugin: PluginName) -> Self {
         Self(Arc::new(Inner {
             plugin,
-            count: AtomicU32::new(0),
+            counts: Mutex::new(Vec::new()),
         }))
     }
 
     /// Logs that the plugin was refused `capability` on `target`; `what` says what was
     /// refused and why ("outgoing request: not in allowed_outbound_hosts"). `target`
-    /// is chosen by the plugin: it is cut short and escaped.
+    /// is chosen by the plugin: it is shortened, and quoted and escaped in the log.
     pub fn refuse(&self, capability: &'static str, target: impl Display, what: &str) {
-        let seen = self.0.count.fetch_add(1, Ordering::Relaxed);
-        if seen >= MAX_LOGGED {
+        let seen = {
+            let mut counts = self.0.counts.lock().unwrap_or_else(|e| e.into_inner());
+            match counts.iter_mut().find(|(c, _)| *c == capability) {
+                Some((_, count)) => {
+                    *count = count.saturating_add(1);
+                    *count
+                }
+                None => {
+                    counts.push((capability, 1));
+                    1
+                }
+            }
+        };
+        if seen > MAX_LOGGED_PER_CAPABILITY {
             return;
         }
         tracing::warn!(
             plugin = %self.0.plugin,
             capability = %capability,
-            target = %shown(&target.to_string()),
+            target = ?shortened(&target.to_string()),
             "denied {what}"
         );
     }
 
-    /// Refusals so far in this call.
-    pub fn count(&self) -> u32 {
-        self.0.count.load(Ordering::Relaxed)
+    /// Refusals so far in this call, of every capability.
+    pub fn count(&self) -> u64 {
+        let counts = self.0.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.iter().map(|(_, n)| n).sum()
     }
 
-    /// Logs how many refusals were counted but not logged; called when the call ends.
+    /// Logs, per capability, how many refusals were counted but not logged; called
+    /// when the call ends.
     pub fn finish(&self) {
-        let count = self.count();
-        if count > MAX_LOGGED {
-            tracing::warn!(
-                plugin = %self.0.plugin,
-                refused = count,
-                "denied {} more requests in this call (not logged one by one)",
-                count - MAX_LOGGED
-            );
+        let counts = self.0.counts.lock().unwrap_or_else(|e| e.into_inner());
+        for &(capability, count) in counts.iter() {
+            if count > MAX_LOGGED_PER_CAPABILITY {
+                tracing::warn!(
+                    plugin = %self.0.plugin,
+                    capability = %capability,
+                    refused = count,
+                    "denied {} more {capability} requests in this call (not logged one by one)",
+                    count - MAX_LOGGED_PER_CAPABILITY
+                );
+            }
         }
     }
 }
 
-/// A plugin-chosen string as it is logged: control characters escaped, at most
-/// [`MAX_TARGET_CHARS`] characters.
-fn shown(target: &str) -> String {
-    let mut out: String = target
-        .chars()
-        .take(MAX_TARGET_CHARS)
-        .flat_map(char::escape_debug)
-        .collect();
-    if target.chars().nth(MAX_TARGET_CHARS).is_some() {
-        out.push_str("...");
+/// A plugin-chosen string cut to [`MAX_TARGET_CHARS`]: its start and its end.
+fn shortened(target: &str) -> String {
+    let count = target.chars().count();
+    if count <= MAX_TARGET_CHARS {
+        return target.to_owned();
     }
-    out
+    let half = MAX_TARGET_CHARS / 2;
+    let head: String = target.chars().take(half).collect();
+    let tail: String = target.chars().skip(count - half).collect();
+    format!("{head}...{tail}")
 }
 
 #[cfg(test)]
@@ -85,22 +102,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn targets_are_escaped_and_cut_short() {
-        assert_eq!(shown("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
-        let long = "x".repeat(MAX_TARGET_CHARS + 10);
-        let cut = shown(&long);
-        assert_eq!(cut.len(), MAX_TARGET_CHARS + 3);
-        assert!(cut.ends_with("..."));
-        assert_eq!(shown("/ro/../etc"), "/ro/../etc");
+    fn long_targets_keep_their_start_and_end() {
+        assert_eq!(shortened("/ro/../etc"), "/ro/../etc");
+        let long = format!("/ro/{}/../../etc/passwd", "a/".repeat(500));
+        let cut = shortened(&long);
+        assert_eq!(cut.chars().count(), MAX_TARGET_CHARS + 3);
+        assert!(cut.starts_with("/ro/a/a/"), "{cut}");
+        assert!(cut.ends_with("/../../etc/passwd"), "{cut}");
     }
 
     #[test]
     fn every_refusal_is_counted_even_past_the_log_cap() {
         let denials = Denials::new(PluginName::try_from("p".to_owned()).unwrap());
         let copy = denials.clone();
-        for _ in 0..MAX_LOGGED + 5 {
+        for _ in 0..MAX_LOGGED_PER_CAPABILITY + 5 {
             copy.refuse("file", "/x", "file access");
         }
-        assert_eq!(denials.count(), MAX_LOGGED + 5);
+        denials.refuse("dns", "example.org", "name lookup");
+        assert_eq!(denials.count(), MAX_LOGGED_PER_CAPABILITY + 6);
     }
 }

@@ -221,7 +221,15 @@ type SendFuture = Box<
         > + Send,
 >;
 
+/// Bytes of a request body the host buffers per write: with one chunk queued, an
+/// unsent body holds at most two of these in host memory.
+pub const BODY_CHUNK: usize = 64 * 1024;
+
 impl WasiHttpHooks for EgressPolicy {
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        BODY_CHUNK
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,

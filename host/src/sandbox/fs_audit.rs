@@ -3,11 +3,14 @@
 //! operation, guest path). cap-std refuses escapes (`..`, absolute paths, symlinks
 //! leading out) and wasmtime-wasi refuses writes to read-only grants; both happen out of
 //! the host's sight, so every path operation's error is looked at here. The layer also
-//! caps how many files one call holds open: each is a file descriptor of the host.
+//! caps what one call holds on the host: open files (each a host file descriptor,
+//! whether a descriptor or a stream keeps it) and directory listings (each a whole
+//! listing in host memory).
 
 use super::denials::Denials;
 use super::state::CallState;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
 use wasmtime::component::{HasData, Linker, Resource};
 use wasmtime_wasi::filesystem::{WasiFilesystemCtxView, WasiFilesystemView};
 use wasmtime_wasi::p2::bindings::filesystem::types::{HostDescriptor, HostDirectoryEntryStream};
@@ -20,16 +23,25 @@ type Descriptor = types::Descriptor;
 /// Files and directories one call may hold open at once (besides its preopens).
 pub const MAX_OPEN_FILES: usize = 256;
 
-/// Guest paths of one call's open descriptors, by handle, so a refused `open-at(fd,
-/// "../x")` is logged as `/ro/../x`; and how many of them the call opened itself.
+/// Directory listings one call may hold at once.
+pub const MAX_LISTINGS: usize = 16;
+
+/// Characters of a guest path kept per open descriptor (its tail).
+const MAX_KEPT_PATH: usize = 1024;
+
+/// What one call holds through its filesystem.
 #[derive(Default)]
-pub struct OpenPaths {
+pub struct OpenFiles {
+    /// Guest paths of open descriptors, by handle, so a refused `open-at(fd, "../x")`
+    /// is logged as `/ro/../x`.
     paths: HashMap<u32, String>,
-    /// Handles from `open-at` (preopens share the host's descriptors).
-    opened: std::collections::HashSet<u32>,
+    /// Host files this call opened; alive while a descriptor or stream holds them.
+    held: Vec<Weak<std::fs::File>>,
+    /// Handles of open directory listings.
+    listings: HashSet<u32>,
 }
 
-impl OpenPaths {
+impl OpenFiles {
     /// `path` as the plugin would write it from its root: joined to the directory `fd`
     /// was opened as, when known.
     fn shown(&self, fd: u32, path: &str) -> String {
@@ -38,6 +50,22 @@ impl OpenPaths {
             Some(dir) => format!("{}/{path}", dir.trim_end_matches('/')),
             None => path.to_owned(),
         }
+    }
+
+    /// Remembers the guest path of a new descriptor (its tail, if very long).
+    fn remember(&mut self, fd: u32, path: String) {
+        let path = match path.char_indices().rev().nth(MAX_KEPT_PATH) {
+            // Longer than the cap: keep its last MAX_KEPT_PATH characters.
+            Some((before, c)) => format!("...{}", &path[before + c.len_utf8()..]),
+            None => path,
+        };
+        self.paths.insert(fd, path);
+    }
+
+    /// Host files this call still holds open.
+    fn held(&mut self) -> usize {
+        self.held.retain(|file| file.strong_count() > 0);
+        self.held.len()
     }
 }
 
@@ -60,7 +88,7 @@ impl HasData for Audited {
 fn audited(state: &mut CallState) -> AuditedFs<'_> {
     AuditedFs {
         inner: state.wasi.filesystem(),
-        paths: &mut state.open_paths,
+        files: &mut state.open_files,
         denials: &state.denials,
     }
 }
@@ -68,7 +96,7 @@ fn audited(state: &mut CallState) -> AuditedFs<'_> {
 /// wasmtime-wasi's filesystem for one call, plus where to record paths and refusals.
 pub struct AuditedFs<'a> {
     inner: WasiFilesystemCtxView<'a>,
-    paths: &'a mut OpenPaths,
+    files: &'a mut OpenFiles,
     denials: &'a Denials,
 }
 
@@ -89,7 +117,7 @@ impl AuditedFs<'_> {
     }
 
     fn at(&self, fd: &Resource<Descriptor>, path: &str) -> String {
-        self.paths.shown(fd.rep(), path)
+        self.files.shown(fd.rep(), path)
     }
 }
 
@@ -97,7 +125,7 @@ impl preopens::Host for AuditedFs<'_> {
     fn get_directories(&mut self) -> wasmtime::Result<Vec<(Resource<Descriptor>, String)>> {
         let directories = preopens::Host::get_directories(&mut self.inner)?;
         for (fd, guest) in &directories {
-            self.paths.paths.insert(fd.rep(), guest.clone());
+            self.files.remember(fd.rep(), guest.clone());
         }
         Ok(directories)
     }
@@ -126,8 +154,8 @@ impl HostDescriptor for AuditedFs<'_> {
         flags: types::DescriptorFlags,
     ) -> FsResult<Resource<Descriptor>> {
         let shown = self.at(&fd, &path);
-        // Each open descriptor holds one of the host's file descriptors.
-        if self.paths.opened.len() >= MAX_OPEN_FILES {
+        // Each open file holds one of the host's file descriptors.
+        if self.files.held() >= MAX_OPEN_FILES {
             self.denials.refuse(
                 "file",
                 &shown,
@@ -141,15 +169,18 @@ impl HostDescriptor for AuditedFs<'_> {
             .await;
         self.check("open", || shown.clone(), &result);
         if let Ok(opened) = &result {
-            self.paths.opened.insert(opened.rep());
-            self.paths.paths.insert(opened.rep(), shown);
+            let host_file = match self.inner.table.get(opened)? {
+                Descriptor::File(file) => Arc::downgrade(&file.file),
+                Descriptor::Dir(dir) => Arc::downgrade(&dir.dir),
+            };
+            self.files.held.push(host_file);
+            self.files.remember(opened.rep(), shown);
         }
         result
     }
 
     fn drop(&mut self, fd: Resource<Descriptor>) -> wasmtime::Result<()> {
-        self.paths.paths.remove(&fd.rep());
-        self.paths.opened.remove(&fd.rep());
+        self.files.paths.remove(&fd.rep());
         HostDescriptor::drop(&mut self.inner, fd)
     }
 
@@ -339,7 +370,18 @@ impl HostDescriptor for AuditedFs<'_> {
         &mut self,
         fd: Resource<Descriptor>,
     ) -> FsResult<Resource<types::DirectoryEntryStream>> {
-        self.inner.read_directory(fd).await
+        // A listing is read whole into host memory when it is opened.
+        if self.files.listings.len() >= MAX_LISTINGS {
+            self.denials.refuse(
+                "file",
+                self.at(&fd, "."),
+                &format!("file access: list: more than {MAX_LISTINGS} listings open in one call"),
+            );
+            return Err(types::ErrorCode::InsufficientMemory.into());
+        }
+        let listing = self.inner.read_directory(fd).await?;
+        self.files.listings.insert(listing.rep());
+        Ok(listing)
     }
 
     async fn sync(&mut self, fd: Resource<Descriptor>) -> FsResult<()> {
@@ -398,6 +440,7 @@ impl HostDirectoryEntryStream for AuditedFs<'_> {
     }
 
     fn drop(&mut self, stream: Resource<types::DirectoryEntryStream>) -> wasmtime::Result<()> {
+        self.files.listings.remove(&stream.rep());
         HostDirectoryEntryStream::drop(&mut self.inner, stream)
     }
 }
@@ -408,12 +451,22 @@ mod tests {
 
     #[test]
     fn paths_are_shown_from_the_plugins_root() {
-        let mut paths = OpenPaths::default();
-        paths.paths.insert(3, "/ro".to_owned());
-        paths.paths.insert(4, "/".to_owned());
+        let mut paths = OpenFiles::default();
+        paths.remember(3, "/ro".to_owned());
+        paths.remember(4, "/".to_owned());
         assert_eq!(paths.shown(3, "../outside/x"), "/ro/../outside/x");
         assert_eq!(paths.shown(3, "/etc/passwd"), "/etc/passwd (from /ro)");
         assert_eq!(paths.shown(4, "etc"), "/etc");
         assert_eq!(paths.shown(9, "a/b"), "a/b");
+    }
+
+    #[test]
+    fn kept_paths_are_bounded_to_their_tail() {
+        let mut paths = OpenFiles::default();
+        let deep = format!("/rw/{}end", "./".repeat(5000));
+        paths.remember(5, deep);
+        let kept = &paths.paths[&5];
+        assert_eq!(kept.chars().count(), MAX_KEPT_PATH + 3);
+        assert!(kept.starts_with("...") && kept.ends_with("./end"), "{kept}");
     }
 }

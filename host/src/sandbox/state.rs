@@ -7,7 +7,7 @@ use super::denials::Denials;
 use super::egress::EgressPolicy;
 use super::fairness::Ticket;
 use super::files::{self, FileGrant};
-use super::fs_audit::OpenPaths;
+use super::fs_audit::OpenFiles;
 use super::limits::{CallLimiter, Limits};
 use super::stdio::{self, Capture};
 use crate::config::{CredentialName, PluginName};
@@ -18,7 +18,12 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Host objects (open files, streams, HTTP requests, ...) one call may hold at once.
-pub const MAX_HANDLES: usize = 10_000;
+/// With the caps on what each may buffer (HTTP header fields, body chunks), this bounds
+/// the host memory a call can tie up to roughly what its own memory limit allows.
+pub const MAX_HANDLES: usize = 2_000;
+
+/// In-memory size of one set of HTTP header fields (wasmtime's default is 128 KiB).
+const FIELDS_LIMIT: usize = 32 * 1024;
 
 /// Everything the operator granted one plugin; built once at load, shared by its calls.
 #[derive(Debug)]
@@ -48,14 +53,14 @@ pub struct CallState {
     /// What this call was refused.
     pub denials: Denials,
     pub(super) wasi: WasiParts,
-    /// Guest paths of the call's open descriptors, for refusal log lines.
-    pub(super) open_paths: OpenPaths,
+    /// What the call holds through its filesystem (paths for log lines, open files).
+    pub(super) open_files: OpenFiles,
     http: WasiHttpCtx,
     egress: EgressPolicy,
 }
 
 /// The WASI context and the resource table, apart from the rest of the state so the
-/// filesystem layer can borrow them next to [`CallState::open_paths`].
+/// filesystem layer can borrow them next to [`CallState::open_files`].
 pub struct WasiParts {
     ctx: WasiCtx,
     table: ResourceTable,
@@ -89,6 +94,8 @@ impl CallState {
         // memory limit: cap how many one call may hold.
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_HANDLES);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(FIELDS_LIMIT);
         Ok(Self {
             ticket,
             limiter,
@@ -98,8 +105,8 @@ impl CallState {
                 ctx: wasi.build(),
                 table,
             },
-            open_paths: OpenPaths::default(),
-            http: WasiHttpCtx::new(),
+            open_files: OpenFiles::default(),
+            http,
             egress: EgressPolicy::new(grants.clone(), denials.clone()),
             denials,
             grants,
