@@ -306,3 +306,50 @@ async fn no_output_anywhere_contains_the_secret() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_changed_while_serving_is_used_by_the_next_call() {
+    let upstream = Upstream::start().await;
+    let secrets = Secrets::new(&[("weather-api-key", "stale-key")]);
+    let config = weather_config(
+        &upstream.base_url(),
+        &upstream.base_url(),
+        &secrets.section(),
+    );
+    let host = Host::start(&config, &secrets.env());
+    let client = connect(&host.mcp_url()).await;
+    let oslo = || {
+        CallToolRequestParams::new("get_weather")
+            .with_arguments(json!({"city": "Oslo"}).as_object().unwrap().clone())
+    };
+    let result = client.call_tool(oslo()).await.unwrap();
+    assert_eq!(
+        result.is_error,
+        Some(true),
+        "the stale key worked: {result:?}"
+    );
+
+    // The operator fixes the key with the CLI; no restart.
+    secrets.set("weather-api-key", API_KEY).unwrap();
+    let result = client.call_tool(oslo()).await.unwrap();
+    assert_eq!(result.is_error, Some(false), "{result:?}");
+    assert_eq!(upstream.requests().last().unwrap().params["appid"], API_KEY);
+    assert!(
+        host.log().contains("secret store reloaded"),
+        "{}",
+        host.log()
+    );
+
+    // A broken store file does not take the loaded keys away.
+    std::fs::write(secrets.store_path(), "{ not json").unwrap();
+    let result = client.call_tool(oslo()).await.unwrap();
+    assert_eq!(result.is_error, Some(false), "{result:?}");
+    let log = host.log();
+    assert!(
+        log.contains("keeping the credentials loaded before")
+            && log.contains("not a valid store file"),
+        "{log}"
+    );
+    assert!(!log.contains(API_KEY), "the key is in the log");
+    client.cancel().await.ok();
+}

@@ -124,20 +124,40 @@ impl CredentialSource for EnvSource {
 }
 
 /// Credentials from the encrypted store, decrypted on each use.
-pub struct StoreSource(pub SecretStore);
+/// Credentials from the encrypted store. The file is looked at on each read, so a
+/// `secrets set` or `rm` while the host runs takes effect on the next call; a new
+/// version that cannot be used is refused (logged once) and the loaded one stays.
+pub struct StoreSource(std::sync::Mutex<SecretStore>);
+
+impl StoreSource {
+    pub fn new(store: SecretStore) -> Self {
+        Self(std::sync::Mutex::new(store))
+    }
+}
 
 impl CredentialSource for StoreSource {
     fn get(&self, name: &str) -> Result<Option<Zeroizing<String>>, SourceUnavailable> {
-        self.0.get(name).map_err(|error| {
+        let mut store = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match store.refresh() {
+            Ok(true) => tracing::info!(path = %store.path().display(), "secret store reloaded"),
+            Ok(false) => {}
+            Err(error) => tracing::error!(
+                %error,
+                "the secret store changed but cannot be used; keeping the credentials \
+                 loaded before"
+            ),
+        }
+        store.get(name).map_err(|error| {
             tracing::error!(%error, "credential store read failed");
             SourceUnavailable
         })
     }
 
     fn describe(&self, name: &str) -> String {
+        let store = self.0.lock().unwrap_or_else(|e| e.into_inner());
         format!(
             "it is not in the secret store {}; add it with `mcp-wasm-host secrets set {name}`",
-            self.0.path().display()
+            store.path().display()
         )
     }
 }
@@ -193,7 +213,7 @@ pub fn from_config(config: &Config) -> Result<Arc<dyn CredentialSource>, Credent
                         reason: e.to_string(),
                     })?;
             }
-            Arc::new(StoreSource(store))
+            Arc::new(StoreSource::new(store))
         }
     };
     for &(plugin, name) in &granted {

@@ -91,6 +91,42 @@ pub struct SecretStore {
     path: PathBuf,
     kek: Kek,
     file: StoreFile,
+    /// The version of the file `file` was read from.
+    version: Option<FileVersion>,
+    /// A later version that was refused: not read again until the file changes.
+    refused: Option<Option<FileVersion>>,
+}
+
+/// Tells one version of the store file from another: every write replaces the file
+/// (a new inode) and changes its modification time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileVersion {
+    len: u64,
+    modified: Option<SystemTime>,
+    #[cfg(unix)]
+    inode: (u64, u64),
+}
+
+impl FileVersion {
+    /// The version of the file at `path`; `None` if there is no file.
+    fn of(path: &Path) -> std::io::Result<Option<Self>> {
+        let metadata = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        #[cfg(unix)]
+        let inode = {
+            use std::os::unix::fs::MetadataExt;
+            (metadata.dev(), metadata.ino())
+        };
+        Ok(Some(Self {
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+            #[cfg(unix)]
+            inode,
+        }))
+    }
 }
 
 impl std::fmt::Debug for SecretStore {
@@ -115,12 +151,59 @@ fn check_name(name: &str) -> Result<(), SecretsError> {
 impl SecretStore {
     /// Reads the store at `path` (a missing file is an empty store).
     pub fn open(path: &Path, kek: Kek) -> Result<Self, SecretsError> {
+        let version = FileVersion::of(path).map_err(|source| SecretsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let file = read(path)?;
         Ok(Self {
             path: path.to_owned(),
             kek,
             file,
+            version,
+            refused: None,
         })
+    }
+
+    /// Reads the file again if it changed since it was last read (`secrets set`, `rm`
+    /// while the host runs): `Ok(true)` if it did. A new version that cannot be read,
+    /// or holds a secret this KEK does not open, is refused and what was loaded stays.
+    pub fn refresh(&mut self) -> Result<bool, SecretsError> {
+        let version = FileVersion::of(&self.path).map_err(|source| SecretsError::Read {
+            path: self.path.clone(),
+            source,
+        })?;
+        if version == self.version || self.refused.as_ref() == Some(&version) {
+            return Ok(false);
+        }
+        match self.usable_file() {
+            Ok(file) => {
+                self.file = file;
+                self.version = version;
+                self.refused = None;
+                Ok(true)
+            }
+            Err(error) => {
+                self.refused = Some(version);
+                Err(error)
+            }
+        }
+    }
+
+    /// The file as it is now, if every secret in it opens with this store's KEK.
+    fn usable_file(&self) -> Result<StoreFile, SecretsError> {
+        let file = read(&self.path)?;
+        check_same_kek(&self.path, &file, &self.kek)?;
+        for (name, entry) in &file.secrets {
+            envelope::open(&self.kek, name, &entry.sealed).map_err(|source| {
+                SecretsError::Open {
+                    path: self.path.clone(),
+                    name: name.clone(),
+                    source,
+                }
+            })?;
+        }
+        Ok(file)
     }
 
     pub fn path(&self) -> &Path {

@@ -276,3 +276,49 @@ fn kek_file_must_be_private() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert!(Kek::from_file(&path).is_ok());
 }
+
+fn value(store: &SecretStore, name: &str) -> Option<String> {
+    store.get(name).unwrap().map(|v| v.to_string())
+}
+
+#[test]
+fn refresh_picks_up_changes_made_while_open() {
+    let (_dir, path) = store_with(&[("a", "one")]);
+    let mut store = SecretStore::open(&path, kek(1)).unwrap();
+    assert!(!store.refresh().unwrap(), "nothing changed yet");
+    SecretStore::set(&path, &kek(1), "a", b"two").unwrap();
+    SecretStore::set(&path, &kek(1), "b", b"new").unwrap();
+    assert!(store.refresh().unwrap());
+    assert_eq!(value(&store, "a").as_deref(), Some("two"));
+    assert_eq!(value(&store, "b").as_deref(), Some("new"));
+    SecretStore::remove(&path, "a").unwrap();
+    assert!(store.refresh().unwrap());
+    assert_eq!(value(&store, "a"), None);
+}
+
+#[test]
+fn refresh_keeps_what_it_had_when_the_new_file_is_unusable() {
+    let (_dir, path) = store_with(&[("a", "one")]);
+    let mut store = SecretStore::open(&path, kek(1)).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    // Not a store file.
+    std::fs::write(&path, b"{ not json").unwrap();
+    let err = store.refresh().unwrap_err().to_string();
+    assert!(err.contains("not a valid store file"), "{err}");
+    assert_eq!(value(&store, "a").as_deref(), Some("one"));
+    // The same bad version is not read (or reported) again.
+    assert!(!store.refresh().unwrap());
+    // A tampered secret.
+    std::fs::write(&path, &good).unwrap();
+    edit(&path, |json| {
+        flip_base64(&mut json["secrets"]["a"]["sealed"]["ciphertext"])
+    });
+    assert!(store.refresh().is_err());
+    assert_eq!(value(&store, "a").as_deref(), Some("one"));
+    // Re-keyed under a KEK this host does not have.
+    std::fs::write(&path, &good).unwrap();
+    SecretStore::rotate_kek(&path, &kek(1), &kek(2)).unwrap();
+    let err = store.refresh().unwrap_err().to_string();
+    assert!(err.contains(kek(2).id()), "{err}");
+    assert_eq!(value(&store, "a").as_deref(), Some("one"));
+}
