@@ -190,6 +190,23 @@ fn host_refuses_to_start_on_unusable_secrets() {
     refused_with(&secrets, &secrets.kek, &["not a valid store file"]);
 }
 
+/// A weather host whose key comes from `secrets`, opened with the KEK in `env`, and a
+/// client connected to it.
+async fn serve_weather(
+    upstream: &Upstream,
+    secrets: &Secrets,
+    env: &[(&str, &str)],
+) -> (Host, common::Client) {
+    let config = weather_config(
+        &upstream.base_url(),
+        &upstream.base_url(),
+        &secrets.section(),
+    );
+    let host = Host::start(&config, env);
+    let client = connect(&host.mcp_url()).await;
+    (host, client)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_through_the_cli() {
     let upstream = Upstream::start().await;
@@ -218,13 +235,7 @@ async fn rotation_through_the_cli() {
 
     // The old KEK no longer opens the store; the new one does, end to end.
     refused_with(&secrets, &secrets.kek, &["configured KEK"]);
-    let config = weather_config(
-        &upstream.base_url(),
-        &upstream.base_url(),
-        &secrets.section(),
-    );
-    let host = Host::start(&config, &[("MCP_HOST_KEK", &new_kek)]);
-    let client = connect(&host.mcp_url()).await;
+    let (_host, client) = serve_weather(&upstream, &secrets, &[("MCP_HOST_KEK", &new_kek)]).await;
     let result = client
         .call_tool(
             CallToolRequestParams::new("get_weather")
@@ -242,13 +253,7 @@ async fn no_output_anywhere_contains_the_secret() {
     let upstream = Upstream::start().await;
     let secret = "sk-live-0b5e2f8d9c41a7";
     let secrets = Secrets::new(&[("weather-api-key", secret)]);
-    let config = weather_config(
-        &upstream.base_url(),
-        &upstream.base_url(),
-        &secrets.section(),
-    );
-    let host = Host::start(&config, &secrets.env());
-    let client = connect(&host.mcp_url()).await;
+    let (host, client) = serve_weather(&upstream, &secrets, &secrets.env()).await;
     let mut responses = Vec::new();
     for arguments in [
         json!({"city": "Oslo"}),
@@ -311,13 +316,7 @@ async fn no_output_anywhere_contains_the_secret() {
 async fn a_secret_changed_while_serving_is_used_by_the_next_call() {
     let upstream = Upstream::start().await;
     let secrets = Secrets::new(&[("weather-api-key", "stale-key")]);
-    let config = weather_config(
-        &upstream.base_url(),
-        &upstream.base_url(),
-        &secrets.section(),
-    );
-    let host = Host::start(&config, &secrets.env());
-    let client = connect(&host.mcp_url()).await;
+    let (host, client) = serve_weather(&upstream, &secrets, &secrets.env()).await;
     let oslo = || {
         CallToolRequestParams::new("get_weather")
             .with_arguments(json!({"city": "Oslo"}).as_object().unwrap().clone())
