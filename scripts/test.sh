@@ -16,6 +16,12 @@ fi
 target/test-venv/bin/python -m pip install --quiet --disable-pip-version-check \
   -r tests/python/requirements.txt
 
+# The official TypeScript MCP client SDK, pinned by its lockfile, for the same reason.
+if ! command -v node >/dev/null 2>&1; then
+  apt-get install -y nodejs npm
+fi
+(cd tests/typescript && npm ci --no-audit --no-fund --loglevel=error)
+
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 
