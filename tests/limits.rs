@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Host, call_fixture, connect, first_text, plugin, toml_path};
+use common::{Host, Upstream, call_fixture, connect, first_text, plugin, toml_path, toml_str};
 use serde_json::json;
 use std::time::Duration;
 
@@ -26,42 +26,56 @@ async fn assert_still_answers(client: &common::Client) {
 async fn limits_stop_hostile_calls_with_a_reason() {
     let host = limited_host("{ memory = \"16MiB\", timeout = \"700ms\", max_output = \"64KiB\" }");
     let client = connect(&host.mcp_url()).await;
-    for (arguments, expected) in [
+    // (arguments, what the client reads, what the host logs)
+    for (arguments, expected, logged) in [
         (
             json!({"spin": true}),
             "The tool `fixture` failed: the plugin timed out after 700ms",
+            Some("error=the plugin timed out after 700ms"),
         ),
         (
             json!({"sleep_ms": 60_000}),
             "The tool `fixture` failed: the plugin timed out after 700ms",
+            Some("error=the plugin timed out after 700ms"),
         ),
         (
             json!({"hog": true}),
             "The tool `fixture` failed: the plugin ran out of memory (limit 16 MiB)",
+            Some("error=the plugin ran out of memory (limit 16 MiB)"),
         ),
         (
             json!({"recurse_native": true}),
             "The tool `fixture` failed: the plugin overflowed its stack",
+            Some("error=the plugin overflowed its stack"),
         ),
         (
             json!({"recurse": true}),
             "The tool `fixture` failed: the plugin crashed: out-of-bounds memory access (often a stack overflow)",
+            Some("error=the plugin accessed memory out of bounds"),
         ),
         (
             json!({"big_output": 100_000}),
             "The tool's result is 100000 bytes, more than the 65536 bytes its plugin may return",
+            None,
         ),
     ] {
+        let mark = host.log_mark();
         let result = call_fixture(&client, arguments.clone()).await;
         assert_eq!(result.is_error, Some(true), "{arguments}: {result:?}");
         assert_eq!(first_text(&result), expected, "{arguments}");
+        if let Some(logged) = logged {
+            let log = host.wait_for_log_since(mark, logged, Duration::from_secs(5));
+            let line = log
+                .lines()
+                .find(|l| l.contains("tool call failed"))
+                .unwrap_or_else(|| panic!("{arguments}: no failure line in\n{log}"));
+            assert!(
+                line.contains("plugin=fix") && line.contains(logged),
+                "{arguments}: {line}"
+            );
+        }
         assert_still_answers(&client).await;
     }
-    let log = host.wait_for_log("overflowed", Duration::from_secs(5));
-    assert!(
-        log.contains("plugin=fix") && log.contains("timed out after 700ms"),
-        "{log}"
-    );
     // A result just under the cap passes.
     let result = call_fixture(&client, json!({"big_output": 60_000})).await;
     assert_eq!(result.is_error, Some(false));
@@ -70,16 +84,36 @@ async fn limits_stop_hostile_calls_with_a_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_over_the_concurrency_limit_are_told_busy() {
-    let host = limited_host("{ max_concurrency = 1, timeout = \"20s\" }");
+    let upstream = Upstream::start().await;
+    let host = Host::start(
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[plugins.fix]\npath = {}\n\
+             allowed_outbound_hosts = [{}]\n\
+             limits = {{ max_concurrency = 1, timeout = \"20s\" }}\n",
+            toml_path(&plugin("fixture")),
+            toml_str(&upstream.base_url()),
+        ),
+        &[],
+    );
     let first = connect(&host.mcp_url()).await;
     let second = connect(&host.mcp_url()).await;
-    // The first call holds the only slot for 5 s; the second waits 2 s, then gives up.
+    // The first call holds the only slot while its upstream takes 5 s; the second
+    // waits 2 s, then gives up.
+    let slow_url = format!("{}/slow?ms=5000", upstream.base_url());
     let slow = tokio::spawn(async move {
-        let result = call_fixture(&first, json!({"sleep_ms": 5_000, "text": "slow"})).await;
+        let result = call_fixture(&first, json!({"http_get": slow_url})).await;
         first.cancel().await.ok();
         result
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The upstream has the request: the first call is running.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while upstream.requests().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first call never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let busy = call_fixture(&second, json!({"text": "hi"})).await;
     assert_eq!(busy.is_error, Some(true), "{busy:?}");
     assert_eq!(
@@ -88,7 +122,7 @@ async fn calls_over_the_concurrency_limit_are_told_busy() {
     );
     let slow = slow.await.unwrap();
     assert_eq!(slow.is_error, Some(false), "{slow:?}");
-    assert_eq!(first_text(&slow), "slow");
+    assert_eq!(first_text(&slow), "HTTP 200");
     // With the slot free again, calls go through.
     assert_still_answers(&second).await;
     second.cancel().await.ok();
@@ -113,8 +147,13 @@ async fn plugin_output_goes_to_the_host_log_only() {
         );
         assert!(line.contains("diagnostic 7f3a"), "{line}");
     }
-    // A panic message is captured too.
-    call_fixture(&client, json!({"panic": true})).await;
+    // A panic message is captured too; the client only hears that it crashed.
+    let result = call_fixture(&client, json!({"panic": true})).await;
+    assert_eq!(result.is_error, Some(true));
+    assert_eq!(
+        first_text(&result),
+        "The tool `fixture` failed: the plugin crashed"
+    );
     let log = host.wait_for_log("fixture asked to panic", Duration::from_secs(5));
     assert!(log.contains("fixture asked to panic"), "{log}");
     client.cancel().await.ok();

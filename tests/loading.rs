@@ -67,7 +67,14 @@ fn sha256_pin_is_enforced() {
     // The right pin loads (and upper-case hex is the same digest).
     let host = Host::start(&pinned(&digest.to_uppercase()), &[]);
     let log = host.wait_for_log("plugin loaded", std::time::Duration::from_secs(5));
-    assert!(log.contains("plugin loaded"), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("plugin loaded"))
+        .unwrap_or_else(|| panic!("no load line in\n{log}"));
+    assert!(
+        line.contains("plugin=weather") && line.contains("get_weather"),
+        "{line}"
+    );
 }
 
 #[test]

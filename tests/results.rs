@@ -134,8 +134,14 @@ async fn a_crashing_plugin_does_not_take_the_next_call_with_it() {
     let text = only_text(&result);
     assert_eq!(text, "The tool `fixture` failed: the plugin crashed");
     let log = host.wait_for_log("tool call failed", std::time::Duration::from_secs(5));
-    assert!(log.contains("tool call failed"), "{log}");
-    assert!(log.contains("plugin=fix"), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("tool call failed"))
+        .unwrap_or_else(|| panic!("no failure line in\n{log}"));
+    assert!(
+        line.contains("plugin=fix") && line.contains("error=the plugin crashed"),
+        "{line}"
+    );
 
     let result = call(&client, "fixture", json!({"text": "still here"})).await;
     assert_eq!(result.is_error, Some(false));

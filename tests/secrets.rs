@@ -7,6 +7,7 @@ mod common;
 use common::{API_KEY, Host, Secrets, Upstream, connect, run_host, start_refused, weather_config};
 use rmcp::model::CallToolRequestParams;
 use serde_json::json;
+use std::time::Duration;
 
 #[test]
 fn keygen_prints_a_fresh_32_byte_key() {
@@ -333,17 +334,14 @@ async fn a_secret_changed_while_serving_is_used_by_the_next_call() {
     let result = client.call_tool(oslo()).await.unwrap();
     assert_eq!(result.is_error, Some(false), "{result:?}");
     assert_eq!(upstream.requests().last().unwrap().params["appid"], API_KEY);
-    assert!(
-        host.log().contains("secret store reloaded"),
-        "{}",
-        host.log()
-    );
+    let log = host.wait_for_log("secret store reloaded", Duration::from_secs(5));
+    assert!(log.contains("secret store reloaded"), "{log}");
 
     // A broken store file does not take the loaded keys away.
     std::fs::write(secrets.store_path(), "{ not json").unwrap();
     let result = client.call_tool(oslo()).await.unwrap();
     assert_eq!(result.is_error, Some(false), "{result:?}");
-    let log = host.log();
+    let log = host.wait_for_log("not a valid store file", Duration::from_secs(5));
     assert!(
         log.contains("keeping the credentials loaded before")
             && log.contains("not a valid store file"),

@@ -24,14 +24,22 @@ pub struct Cooldown(Mutex<State>);
 impl Cooldown {
     /// How long a call starting now must wait (zero when the plugin is healthy).
     pub fn wait(&self) -> Duration {
+        self.wait_at(Instant::now())
+    }
+
+    fn wait_at(&self, now: Instant) -> Duration {
         let state = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        state.not_before.map_or(Duration::ZERO, |t| {
-            t.saturating_duration_since(Instant::now())
-        })
+        state
+            .not_before
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now))
     }
 
     /// Records how a call ended.
     pub fn record(&self, crashed: bool) {
+        self.record_at(crashed, Instant::now());
+    }
+
+    fn record_at(&self, crashed: bool, now: Instant) {
         let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if !crashed {
             *state = State::default();
@@ -39,7 +47,7 @@ impl Cooldown {
         }
         state.crashes_in_a_row = state.crashes_in_a_row.saturating_add(1);
         let wait = backoff(state.crashes_in_a_row);
-        state.not_before = Some(Instant::now() + wait);
+        state.not_before = Some(now + wait);
     }
 }
 
@@ -60,15 +68,15 @@ mod tests {
         assert_eq!(backoff(5), Duration::from_millis(320));
         assert_eq!(backoff(50), MAX_WAIT);
         let cooldown = Cooldown::default();
-        assert_eq!(cooldown.wait(), Duration::ZERO);
-        cooldown.record(true);
-        cooldown.record(true);
-        let wait = cooldown.wait();
-        assert!(
-            wait > Duration::from_millis(20) && wait <= Duration::from_millis(40),
-            "{wait:?}"
-        );
-        cooldown.record(false);
-        assert_eq!(cooldown.wait(), Duration::ZERO);
+        let t0 = Instant::now();
+        assert_eq!(cooldown.wait_at(t0), Duration::ZERO);
+        cooldown.record_at(true, t0);
+        cooldown.record_at(true, t0);
+        assert_eq!(cooldown.wait_at(t0), Duration::from_millis(40));
+        let later = t0 + Duration::from_millis(30);
+        assert_eq!(cooldown.wait_at(later), Duration::from_millis(10));
+        assert_eq!(cooldown.wait_at(t0 + MAX_WAIT), Duration::ZERO);
+        cooldown.record_at(false, later);
+        assert_eq!(cooldown.wait_at(later), Duration::ZERO);
     }
 }

@@ -155,12 +155,30 @@ mod tests {
         assert_eq!(check("[]"), None);
     }
 
-    #[test]
-    fn the_answer_is_an_is_error_result_with_the_request_id() {
+    #[tokio::test]
+    async fn the_answer_is_an_is_error_result_with_the_request_id() {
         let body = r#"{"jsonrpc":"2.0","id":"abc","method":"tools/call","params":{"name":"get_weather","arguments":"x"}}"#;
         let (bad, id) = bad_arguments(body.as_bytes()).unwrap();
         assert_eq!(bad.tool, "get_weather");
-        let response = tool_error_response(&bad, id, true);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        for modern in [true, false] {
+            let response = tool_error_response(&bad, id, modern);
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(answer["jsonrpc"], "2.0");
+            assert_eq!(answer["id"], "abc");
+            assert_eq!(answer["result"]["isError"], true);
+            assert_eq!(
+                answer["result"]["content"][0]["text"],
+                "Invalid arguments for `get_weather`: arguments must be a JSON object, got a string"
+            );
+            assert_eq!(
+                answer["result"].get("resultType").is_some(),
+                modern,
+                "{answer}"
+            );
+        }
     }
 }

@@ -69,7 +69,8 @@ pub struct Recorded {
 /// Cities with special behaviour: `Atlantis` 404, `Ratelimit` 429, `Meltdown` 503,
 /// `Garbled` 200 with a body that is not JSON, `Partial` 200 without `main`. A wrong
 /// `appid` gets 401. Anything else gets a report whose `name` is the city. `/endless`
-/// answers 200 and a body that never ends (the connection stays open).
+/// answers 200 and a body that never ends (the connection stays open); `/slow?ms=N` is
+/// recorded at once and answers 200 after N ms.
 pub struct Upstream {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Recorded>>>,
@@ -81,6 +82,7 @@ impl Upstream {
         let app = axum::Router::new()
             .route("/data/2.5/weather", axum::routing::get(weather))
             .route("/endless", axum::routing::get(endless))
+            .route("/slow", axum::routing::get(slow))
             .fallback(|| async { StatusCode::NOT_FOUND })
             .with_state(requests.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -96,6 +98,21 @@ impl Upstream {
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }
+}
+
+async fn slow(
+    State(requests): State<Arc<Mutex<Vec<Recorded>>>>,
+    uri: Uri,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let ms = params.get("ms").and_then(|ms| ms.parse().ok()).unwrap_or(0);
+    requests.lock().unwrap().push(Recorded {
+        path: uri.path().to_owned(),
+        raw_query: uri.query().unwrap_or("").to_owned(),
+        params,
+    });
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    (StatusCode::OK, "slow").into_response()
 }
 
 async fn endless() -> Response {
@@ -215,12 +232,19 @@ impl Host {
         self.stderr.lock().unwrap().clone()
     }
 
-    /// How many file descriptors the host process has open (Linux).
+    /// How many file descriptors the host process has open (Linux): (sockets, others).
     #[cfg(target_os = "linux")]
-    pub fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
-            .expect("/proc is mounted")
-            .count()
+    pub fn open_fds(&self) -> (usize, usize) {
+        let fds =
+            std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).expect("/proc is mounted");
+        let (mut sockets, mut others) = (0, 0);
+        for fd in fds.flatten() {
+            match std::fs::read_link(fd.path()) {
+                Ok(target) if target.to_string_lossy().starts_with("socket:") => sockets += 1,
+                _ => others += 1,
+            }
+        }
+        (sockets, others)
     }
 
     /// Where the log ends now: pass it to [`Host::wait_for_log_since`].
@@ -275,19 +299,24 @@ pub fn start_refused(config: &str, env: &[(&str, &str)]) -> (ExitStatus, String)
         .stderr(Stdio::piped())
         .spawn()
         .expect("the host binary starts");
-    let stderr = collect(child.stderr.take().unwrap());
+    let mut pipe = child.stderr.take().unwrap();
+    // Reads until the host exits (or is killed) and its end of the pipe closes.
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        text
+    });
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            // Let the reader thread drain the pipe.
-            std::thread::sleep(Duration::from_millis(50));
-            return (status, stderr.lock().unwrap().clone());
+            return (status, reader.join().unwrap());
         }
         if Instant::now() > deadline {
             let _ = child.kill();
+            let _ = child.wait();
             panic!(
                 "host did not exit within {START_TIMEOUT:?}:\n{}",
-                stderr.lock().unwrap()
+                reader.join().unwrap()
             );
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -44,7 +44,10 @@ impl Load {
 
     /// Notes that a tool call started now; returns its ticket.
     pub fn ticket(self: &Arc<Self>) -> Ticket {
-        let started = Instant::now();
+        self.ticket_at(Instant::now())
+    }
+
+    fn ticket_at(self: &Arc<Self>, started: Instant) -> Ticket {
         self.newest_start
             .fetch_max(self.nanos(started), Ordering::Relaxed);
         Ticket {
@@ -64,7 +67,10 @@ pub struct Ticket {
 impl Ticket {
     /// At an epoch tick: `None` to just yield, or how long to step aside.
     pub fn on_tick(&self) -> Option<Duration> {
-        let now = Instant::now();
+        self.on_tick_at(Instant::now())
+    }
+
+    fn on_tick_at(&self, now: Instant) -> Option<Duration> {
         if now.duration_since(self.started) < LONG_CALL {
             return None;
         }
@@ -82,26 +88,27 @@ mod tests {
     #[test]
     fn long_calls_back_off_only_while_other_calls_arrive() {
         let load = Arc::new(Load::default());
-        std::thread::sleep(LONG_CALL);
-        let mut long = load.ticket();
-        long.started -= LONG_CALL;
-        load.newest_start
-            .store(load.nanos(long.started), Ordering::Relaxed);
+        let t0 = load.origin + Duration::from_secs(1);
+        let long = load.ticket_at(t0);
+        let running = t0 + LONG_CALL;
         // Alone: full speed.
-        assert_eq!(long.on_tick(), None);
-        let _newcomer = load.ticket();
-        assert_eq!(long.on_tick(), Some(BACKOFF));
-        // Once the newest arrival is old news, full speed again.
-        load.newest_start.store(0, Ordering::Relaxed);
-        long.started = load.origin;
-        assert_eq!(long.on_tick(), None);
+        assert_eq!(long.on_tick_at(running), None);
+        // Another call starts: the long one steps aside...
+        let _newcomer = load.ticket_at(running);
+        assert_eq!(long.on_tick_at(running), Some(BACKOFF));
+        assert_eq!(long.on_tick_at(running + RECENT / 2), Some(BACKOFF));
+        // ...until the newest arrival is old news.
+        assert_eq!(long.on_tick_at(running + RECENT), None);
     }
 
     #[test]
     fn short_calls_never_back_off() {
         let load = Arc::new(Load::default());
-        let short = load.ticket();
-        let _other = load.ticket();
-        assert_eq!(short.on_tick(), None);
+        let t0 = load.origin + Duration::from_secs(1);
+        let short = load.ticket_at(t0);
+        let _other = load.ticket_at(t0 + Duration::from_millis(1));
+        assert_eq!(short.on_tick_at(t0 + Duration::from_millis(2)), None);
+        // The same call, once it has run long enough, does.
+        assert_eq!(short.on_tick_at(t0 + LONG_CALL), Some(BACKOFF));
     }
 }

@@ -281,6 +281,22 @@ fn value(store: &SecretStore, name: &str) -> Option<String> {
     store.get(name).unwrap().map(|v| v.to_string())
 }
 
+/// Gives the file a modification time no earlier change had: file times come from a
+/// coarse clock, so two writes in a row can share one, and an in-place edit of the
+/// same length would otherwise look unchanged.
+fn new_version(path: &Path) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STEP: AtomicU64 = AtomicU64::new(1);
+    let later =
+        SystemTime::now() + std::time::Duration::from_secs(STEP.fetch_add(1, Ordering::Relaxed));
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+}
+
 #[test]
 fn refresh_picks_up_changes_made_while_open() {
     let (_dir, path) = store_with(&[("a", "one")]);
@@ -288,10 +304,12 @@ fn refresh_picks_up_changes_made_while_open() {
     assert!(!store.refresh().unwrap(), "nothing changed yet");
     SecretStore::set(&path, &kek(1), "a", b"two").unwrap();
     SecretStore::set(&path, &kek(1), "b", b"new").unwrap();
+    new_version(&path);
     assert!(store.refresh().unwrap());
     assert_eq!(value(&store, "a").as_deref(), Some("two"));
     assert_eq!(value(&store, "b").as_deref(), Some("new"));
     SecretStore::remove(&path, "a").unwrap();
+    new_version(&path);
     assert!(store.refresh().unwrap());
     assert_eq!(value(&store, "a"), None);
 }
@@ -303,6 +321,7 @@ fn refresh_keeps_what_it_had_when_the_new_file_is_unusable() {
     let good = std::fs::read(&path).unwrap();
     // Not a store file.
     std::fs::write(&path, b"{ not json").unwrap();
+    new_version(&path);
     let err = store.refresh().unwrap_err().to_string();
     assert!(err.contains("not a valid store file"), "{err}");
     assert_eq!(value(&store, "a").as_deref(), Some("one"));
@@ -313,11 +332,13 @@ fn refresh_keeps_what_it_had_when_the_new_file_is_unusable() {
     edit(&path, |json| {
         flip_base64(&mut json["secrets"]["a"]["sealed"]["ciphertext"])
     });
+    new_version(&path);
     assert!(store.refresh().is_err());
     assert_eq!(value(&store, "a").as_deref(), Some("one"));
     // Re-keyed under a KEK this host does not have.
     std::fs::write(&path, &good).unwrap();
     SecretStore::rotate_kek(&path, &kek(1), &kek(2)).unwrap();
+    new_version(&path);
     let err = store.refresh().unwrap_err().to_string();
     assert!(err.contains(kek(2).id()), "{err}");
     assert_eq!(value(&store, "a").as_deref(), Some("one"));
