@@ -92,6 +92,8 @@ async fn every_reach_beyond_the_grants_fails() {
         ),
     ];
     let attempts_made = attempts.len();
+    // The first refusal's line carries the call id of its `tool call` line.
+    let first_denial = Some(attempts[0].2);
     for (attempt, seen, logged) in attempts {
         let mark = s.host.log_mark();
         let result = call_fixture(&client, attempt.clone()).await;
@@ -102,6 +104,9 @@ async fn every_reach_beyond_the_grants_fails() {
             .host
             .wait_for_log_since(mark, logged, Duration::from_secs(5));
         assert!(log.contains(logged), "{attempt}: {logged} not in\n{log}");
+        if first_denial == Some(logged) {
+            assert_same_call(&s.host, mark, logged);
+        }
         // The honest path on the same host still works.
         let result = call_fixture(&client, json!({"http_get": granted})).await;
         assert_eq!(first_text(&result), "HTTP 200", "after {attempt}");
@@ -109,6 +114,41 @@ async fn every_reach_beyond_the_grants_fails() {
     // Only the honest requests reached the upstream.
     let seen = s.upstream.requests();
     assert_eq!(seen.len(), attempts_made, "{seen:?}");
+    client.cancel().await.ok();
+}
+
+/// The line holding `denied` (logged after `mark`) sits in a `call{call_id=ID}` span,
+/// and the call's `tool call` line names the same ID.
+fn assert_same_call(host: &Host, mark: usize, denied: &str) {
+    let log = host.wait_for_log_since(mark, denied, Duration::from_secs(5));
+    let line = log.lines().find(|l| l.contains(denied)).unwrap();
+    let id = line
+        .split("call{call_id=")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .unwrap_or_else(|| panic!("no call span on: {line}"));
+    let tool_call = format!("tool call call_id={id} ");
+    let log = host.wait_for_log_since(mark, &tool_call, Duration::from_secs(5));
+    assert!(
+        log.contains(&tool_call),
+        "no tool call line for {id} in\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_not_followed() {
+    let s = setup().await;
+    let elsewhere = Upstream::start().await;
+    let client = connect(&s.host.mcp_url()).await;
+    let url = format!(
+        "{}/redirect?to={}/data/2.5/weather",
+        s.upstream.base_url(),
+        elsewhere.base_url()
+    );
+    let result = call_fixture(&client, json!({"http_get": url})).await;
+    // The plugin sees the redirect itself; the host does not go there.
+    assert_eq!(first_text(&result), "HTTP 302");
+    assert!(elsewhere.requests().is_empty());
     client.cancel().await.ok();
 }
 

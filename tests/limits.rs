@@ -82,19 +82,40 @@ async fn limits_stop_hostile_calls_with_a_reason() {
     client.cancel().await.ok();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_over_the_concurrency_limit_are_told_busy() {
-    let upstream = Upstream::start().await;
-    let host = Host::start(
+/// A host whose fixture plugin may reach `upstream`, with these limits.
+fn host_with_upstream(upstream: &Upstream, limits: &str) -> Host {
+    Host::start(
         &format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n[plugins.fix]\npath = {}\n\
-             allowed_outbound_hosts = [{}]\n\
-             limits = {{ max_concurrency = 1, timeout = \"20s\" }}\n",
+             allowed_outbound_hosts = [{}]\nlimits = {limits}\n",
             toml_path(&plugin("fixture")),
             toml_str(&upstream.base_url()),
         ),
         &[],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_spent_waiting_on_the_network_counts_against_the_timeout() {
+    let upstream = Upstream::start().await;
+    let host = host_with_upstream(&upstream, "{ timeout = \"700ms\" }");
+    let client = connect(&host.mcp_url()).await;
+    let url = format!("{}/slow?ms=60000", upstream.base_url());
+    let result = call_fixture(&client, json!({"http_get": url})).await;
+    assert_eq!(
+        first_text(&result),
+        "The tool `fixture` failed: the plugin timed out after 700ms"
     );
+    // It was waiting on the upstream, not computing.
+    assert_eq!(upstream.requests().len(), 1);
+    assert_still_answers(&client).await;
+    client.cancel().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_over_the_concurrency_limit_are_told_busy() {
+    let upstream = Upstream::start().await;
+    let host = host_with_upstream(&upstream, "{ max_concurrency = 1, timeout = \"20s\" }");
     let first = connect(&host.mcp_url()).await;
     let second = connect(&host.mcp_url()).await;
     // The first call holds the only slot while its upstream takes 5 s; the second

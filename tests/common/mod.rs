@@ -70,7 +70,7 @@ pub struct Recorded {
 /// `Garbled` 200 with a body that is not JSON, `Partial` 200 without `main`. A wrong
 /// `appid` gets 401. Anything else gets a report whose `name` is the city. `/endless`
 /// answers 200 and a body that never ends (the connection stays open); `/slow?ms=N` is
-/// recorded at once and answers 200 after N ms.
+/// recorded at once and answers 200 after N ms; `/redirect?to=URL` answers 302 to URL.
 pub struct Upstream {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Recorded>>>,
@@ -83,6 +83,7 @@ impl Upstream {
             .route("/data/2.5/weather", axum::routing::get(weather))
             .route("/endless", axum::routing::get(endless))
             .route("/slow", axum::routing::get(slow))
+            .route("/redirect", axum::routing::get(redirect))
             .fallback(|| async { StatusCode::NOT_FOUND })
             .with_state(requests.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -113,6 +114,11 @@ async fn slow(
     });
     tokio::time::sleep(Duration::from_millis(ms)).await;
     (StatusCode::OK, "slow").into_response()
+}
+
+async fn redirect(Query(params): Query<HashMap<String, String>>) -> Response {
+    let to = params.get("to").cloned().unwrap_or_default();
+    (StatusCode::FOUND, [(axum::http::header::LOCATION, to)]).into_response()
 }
 
 async fn endless() -> Response {
