@@ -150,6 +150,34 @@ async fn calls_over_the_concurrency_limit_are_told_busy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_waits_for_a_slot_runs_when_one_frees_in_time() {
+    let upstream = Upstream::start().await;
+    let host = host_with_upstream(&upstream, "{ max_concurrency = 1, timeout = \"20s\" }");
+    let first = connect(&host.mcp_url()).await;
+    let second = connect(&host.mcp_url()).await;
+    // The first call holds the only slot for 500 ms, well within the 2 s a call waits.
+    let slow_url = format!("{}/slow?ms=500", upstream.base_url());
+    let slow = tokio::spawn(async move {
+        let result = call_fixture(&first, json!({"http_get": slow_url})).await;
+        first.cancel().await.ok();
+        result
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while upstream.requests().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first call never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let waited = call_fixture(&second, json!({"text": "after you"})).await;
+    assert_eq!(waited.is_error, Some(false), "{waited:?}");
+    assert_eq!(first_text(&waited), "after you");
+    assert_eq!(first_text(&slow.await.unwrap()), "HTTP 200");
+    second.cancel().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_output_goes_to_the_host_log_only() {
     let host = limited_host("{}");
     let client = connect(&host.mcp_url()).await;
@@ -168,6 +196,18 @@ async fn plugin_output_goes_to_the_host_log_only() {
         );
         assert!(line.contains("diagnostic 7f3a"), "{line}");
     }
+    // Output past 16 KiB per stream is counted, not kept.
+    let long = "y".repeat(20_000);
+    let mark = host.log_mark();
+    call_fixture(&client, json!({"print": long, "text": "done"})).await;
+    let log = host.wait_for_log_since(mark, "stream=\"stderr\"", Duration::from_secs(5));
+    let line = log
+        .lines()
+        .find(|l| l.contains("plugin output") && l.contains("stream=\"stdout\""))
+        .unwrap_or_else(|| panic!("no stdout line in:\n{log}"));
+    // 20,000 characters and a newline, of which 16,384 bytes are kept.
+    assert!(line.contains("dropped_bytes=3617"), "{}", &line[..200]);
+    assert!(line.contains(&"y".repeat(16_384)) && !line.contains(&"y".repeat(16_385)));
     // A panic message is captured too; the client only hears that it crashed.
     let result = call_fixture(&client, json!({"panic": true})).await;
     assert_eq!(result.is_error, Some(true));
