@@ -199,3 +199,22 @@ fn inspect_shows_tools_schemas_and_imports() {
     assert!(!status.success());
     assert!(stderr.contains("cannot read /nonexistent.wasm"), "{stderr}");
 }
+
+#[test]
+fn a_low_open_file_limit_is_reported_at_start() {
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[plugins.weather]\npath = {}\n",
+        toml_path(&plugin("weather"))
+    );
+    // 16 calls (and the pool's spares) of up to 272 descriptors each do not fit in 512.
+    let host = Host::start_with_fd_limit(&config, &[], 512);
+    let warning = "the open-file limit is below what the plugins may hold";
+    let log = host.wait_for_log(warning, std::time::Duration::from_secs(5));
+    let line = log
+        .lines()
+        .find(|l| l.contains(warning))
+        .unwrap_or_else(|| panic!("no warning in\n{log}"));
+    assert!(line.contains("limit=512"), "{line}");
+    // It still serves (Host::start waited for it to listen), and says what it needs.
+    assert!(line.contains("needed="), "{line}");
+}

@@ -180,10 +180,36 @@ impl Host {
     /// Writes `config` to a fresh folder and starts the host on it; waits until it
     /// listens. Panics with the host's stderr if it does not.
     pub fn start(config: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_under(config, env, &[])
+    }
+
+    /// Like [`Host::start`], with the host's open-file limit (soft and hard) set to
+    /// `limit` by util-linux `prlimit`.
+    pub fn start_with_fd_limit(config: &str, env: &[(&str, &str)], limit: u64) -> Self {
+        let nofile = format!("--nofile={limit}:{limit}");
+        Self::start_under(config, env, &["prlimit", &nofile, "--"])
+    }
+
+    /// Starts the host as the last argument of `wrapper` (none: directly).
+    fn start_under(config: &str, env: &[(&str, &str)], wrapper: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("host.toml");
         std::fs::write(&path, config).unwrap();
-        let mut child = host_command(&path, env)
+        let mut command = match wrapper.split_first() {
+            None => host_command(&path, env),
+            Some((program, args)) => {
+                let direct = host_command(&path, env);
+                let mut wrapped = Command::new(program);
+                wrapped
+                    .args(args)
+                    .arg(direct.get_program())
+                    .args(direct.get_args())
+                    .env_clear()
+                    .envs(direct.get_envs().filter_map(|(k, v)| Some((k, v?))));
+                wrapped
+            }
+        };
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
