@@ -7,8 +7,8 @@
 //! - a 2025-11-25 session (SSE responses), 1 client: shows the ~40 ms Nagle/delayed-ACK
 //!   trap is not there;
 //! - honest calls from 8 clients alone, then alongside 4 attackers sending endless
-//!   loops and memory bombs to another plugin (limits: 200 ms, 16 MiB): how much
-//!   honest throughput survives the attack (target >= 90%).
+//!   loops and memory bombs to another plugin (limits: 200 ms, 16 MiB), in 5 rounds:
+//!   how much honest throughput survives the attack (median; target >= 90%).
 //!
 //! Without `--bench` (as under `cargo test --all-targets`) it sends a few requests per
 //! scenario and checks every answer: a smoke test, not a measurement.
@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long each measured scenario runs.
-const MEASURE_FOR: Duration = Duration::from_secs(5);
+const MEASURE_FOR: Duration = Duration::from_secs(3);
 /// Upper bound on requests per scenario, whatever the speed.
 const MAX_REQUESTS: usize = 1_000_000;
 /// Requests per scenario in smoke mode.
@@ -181,53 +181,77 @@ async fn session_call(http: reqwest::Client, url: String, session: String) -> bo
     }
 }
 
+/// Rounds of "alone, then under attack" in a measured run: the machine's noise moves
+/// single runs by several percent, so the median ratio is what the bench reports.
+const ATTACK_ROUNDS: usize = 5;
+
 /// Honest echo calls alone, then while attackers keep sending endless loops and
-/// memory bombs to the hostile plugin.
+/// memory bombs to the hostile plugin; in rounds, each ratio against the run just before.
 async fn under_attack(http: &reqwest::Client, url: &str, budget: Budget, measuring: bool) {
     let honest = || {
         let (http, url) = (http.clone(), url.to_owned());
         move || stateless_call(http.clone(), url.clone())
     };
-    let alone = drive(8, budget, honest()).await;
-    let alone_rate = alone.ok as f64 / alone.elapsed.as_secs_f64();
-    alone.report("honest, 8 clients, alone", measuring);
-    let attacking = Arc::new(AtomicBool::new(true));
-    let attackers: Vec<_> = (0..4)
-        .map(|i| {
-            let (http, url, attacking) = (http.clone(), url.to_owned(), attacking.clone());
-            tokio::spawn(async move {
-                let arguments = if i % 2 == 0 {
-                    r#"{"spin":true}"#
-                } else {
-                    r#"{"hog":true}"#
-                };
-                let mut stopped = 0usize;
-                while attacking.load(Ordering::Relaxed) {
-                    let body = post_call(&http, &url, "fixture", arguments).await;
-                    assert!(
-                        body.is_some_and(|b| b.contains("isError\":true")),
-                        "an attack call was not stopped"
-                    );
-                    stopped += 1;
-                }
-                stopped
-            })
-        })
-        .collect();
-    let attacked = drive(8, budget, honest()).await;
-    attacking.store(false, Ordering::Relaxed);
+    let rate = |run: &Run| run.ok as f64 / run.elapsed.as_secs_f64();
+    let rounds = if measuring { ATTACK_ROUNDS } else { 1 };
+    let mut ratios = Vec::new();
     let mut stopped = 0;
-    for attacker in attackers {
-        stopped += attacker.await.unwrap();
+    for _ in 0..rounds {
+        let alone = drive(8, budget, honest()).await;
+        let alone_rate = rate(&alone);
+        alone.report("honest, 8 clients, alone", measuring);
+        let attacking = Arc::new(AtomicBool::new(true));
+        let attackers: Vec<_> = (0..4)
+            .map(|i| attacker(http.clone(), url.to_owned(), i, attacking.clone()))
+            .collect();
+        let attacked = drive(8, budget, honest()).await;
+        attacking.store(false, Ordering::Relaxed);
+        for attacker in attackers {
+            stopped += attacker.await.unwrap();
+        }
+        ratios.push(rate(&attacked) / alone_rate);
+        attacked.report("honest, 8 clients, under attack", measuring);
     }
-    let attacked_rate = attacked.ok as f64 / attacked.elapsed.as_secs_f64();
-    attacked.report("honest, 8 clients, under attack", measuring);
     if measuring {
+        let shown: Vec<String> = ratios
+            .iter()
+            .map(|r| format!("{:.0}%", 100.0 * r))
+            .collect();
+        ratios.sort_by(f64::total_cmp);
         println!(
-            "honest throughput under attack: {:.0}% of alone ({stopped} hostile calls stopped)",
-            100.0 * attacked_rate / alone_rate
+            "honest throughput under attack: {:.0}% of alone, median of {} rounds ({}; {stopped} hostile calls stopped)",
+            100.0 * ratios[ratios.len() / 2],
+            ratios.len(),
+            shown.join(", ")
         );
     }
+}
+
+/// One attacker: endless loops (even `i`) or memory bombs (odd `i`) to the hostile
+/// plugin, one after another, while `attacking`; answers how many were stopped.
+fn attacker(
+    http: reqwest::Client,
+    url: String,
+    i: usize,
+    attacking: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<usize> {
+    tokio::spawn(async move {
+        let arguments = if i.is_multiple_of(2) {
+            r#"{"spin":true}"#
+        } else {
+            r#"{"hog":true}"#
+        };
+        let mut stopped = 0usize;
+        while attacking.load(Ordering::Relaxed) {
+            let body = post_call(&http, &url, "fixture", arguments).await;
+            assert!(
+                body.is_some_and(|b| b.contains("isError\":true")),
+                "an attack call was not stopped"
+            );
+            stopped += 1;
+        }
+        stopped
+    })
 }
 
 fn main() {
