@@ -75,68 +75,90 @@ async fn granted_directories_work_with_their_permissions() {
 async fn every_way_out_fails_inside_the_plugin() {
     let f = fixture();
     let client = connect(&f.host.mcp_url()).await;
-    // (attempt, the host log line naming it). Paths outside every preopen are refused
-    // by the plugin's own libc before the host is asked: there is nothing to log, and
-    // the raw WASI attempts below show the host refusing (and logging) the same paths.
+    // (attempt, what the plugin sees, the host log line naming it). Paths outside every
+    // preopen are refused by the plugin's own libc before the host is asked: there is
+    // nothing to log, and the raw WASI attempts below show the host refusing (and
+    // logging) the same paths.
     let attempts = [
-        (json!({"read_file": "/etc/passwd"}), None),
-        (json!({"list_dir": "/"}), None),
+        (
+            json!({"read_file": "/etc/passwd"}),
+            ": No such file or directory",
+            None,
+        ),
+        (
+            json!({"list_dir": "/"}),
+            ": No such file or directory",
+            None,
+        ),
         (
             json!({"write_file": "/elsewhere.txt", "contents": "x"}),
+            ": No such file or directory",
             None,
         ),
         (
             json!({"raw_open": ["/ro", "/etc/passwd"]}),
+            ": not-permitted",
             Some(r#"target="/etc/passwd (from /ro)""#),
         ),
         (
             json!({"raw_open": ["/rw", "../outside/secret.txt"]}),
+            ": not-permitted",
             Some(r#"target="/rw/../outside/secret.txt""#),
         ),
         (
             json!({"read_file": "/ro/../outside/secret.txt"}),
+            ": Operation not permitted",
             Some(r#"target="/ro/../outside/secret.txt""#),
         ),
         (
             json!({"read_file": "/ro/../../../../etc/passwd"}),
+            ": Operation not permitted",
             Some(r#"target="/ro/../../../../etc/passwd""#),
         ),
         (
             json!({"read_file": "/rw/link"}),
+            ": Operation not permitted",
             Some(
                 r#"open: outside the granted directories or not writable plugin=fix capability=file target="/rw/link""#,
             ),
         ),
         (
             json!({"write_file": "/ro/notes.txt", "contents": "overwritten"}),
+            ": Operation not permitted",
             Some(r#"target="/ro/notes.txt""#),
         ),
         (
             json!({"write_file": "/ro/new.txt", "contents": "x"}),
+            ": Operation not permitted",
             Some(r#"target="/ro/new.txt""#),
         ),
         (
             json!({"rename": ["/ro/notes.txt", "/rw/stolen.txt"]}),
+            ": Operation not permitted",
             Some(r#"target="/ro/notes.txt -> /rw/stolen.txt""#),
         ),
         (
             json!({"rename": ["/rw/link", "/ro/link"]}),
+            ": Operation not permitted",
             Some(r#"target="/rw/link -> /ro/link""#),
         ),
         (
             json!({"hard_link": ["/ro/notes.txt", "/rw/hard"]}),
+            ": Operation not permitted",
             Some(r#"target="/ro/notes.txt -> /rw/hard""#),
         ),
         (
             json!({"hard_link": ["/rw/../outside/secret.txt", "/rw/hard2"]}),
+            ": Operation not permitted",
             Some(r#"target="/rw/../outside/secret.txt -> /rw/hard2""#),
         ),
     ];
-    for (attempt, logged) in attempts {
+    for (attempt, seen, logged) in attempts {
         let mark = f.host.log_mark();
         let result = call_fixture(&client, attempt.clone()).await;
         let answer = first_text(&result);
         assert_eq!(result.is_error, Some(true), "{attempt} succeeded: {answer}");
+        assert!(answer.contains(seen), "{attempt}: {answer}");
         assert!(!answer.contains("not for plugins"), "{attempt}: {answer}");
         if let Some(logged) = logged {
             let log = f
@@ -144,6 +166,9 @@ async fn every_way_out_fails_inside_the_plugin() {
                 .wait_for_log_since(mark, logged, Duration::from_secs(5));
             assert!(log.contains(logged), "{attempt}: {logged} not in\n{log}");
         }
+        // An honest call on the same host still answers right after.
+        let result = call_fixture(&client, json!({"read_file": "/ro/notes.txt"})).await;
+        assert_eq!(first_text(&result), "read me", "after {attempt}");
     }
     // Nothing outside the grants, or in the read-only grant, changed.
     assert_eq!(
