@@ -112,16 +112,23 @@ async fn time_spent_waiting_on_the_network_counts_against_the_timeout() {
     client.cancel().await.ok();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_over_the_concurrency_limit_are_told_busy() {
+/// A host whose fixture plugin runs one call at once, a client whose call holds that
+/// slot while the upstream takes `hold_ms` (running once this returns), and a second
+/// client; the held call's result comes from the returned task.
+async fn one_slot_held_for(
+    hold_ms: u64,
+) -> (
+    Upstream,
+    Host,
+    tokio::task::JoinHandle<rmcp::model::CallToolResult>,
+    common::Client,
+) {
     let upstream = Upstream::start().await;
     let host = host_with_upstream(&upstream, "{ max_concurrency = 1, timeout = \"20s\" }");
     let first = connect(&host.mcp_url()).await;
     let second = connect(&host.mcp_url()).await;
-    // The first call holds the only slot while its upstream takes 5 s; the second
-    // waits 2 s, then gives up.
-    let slow_url = format!("{}/slow?ms=5000", upstream.base_url());
-    let slow = tokio::spawn(async move {
+    let slow_url = format!("{}/slow?ms={hold_ms}", upstream.base_url());
+    let held = tokio::spawn(async move {
         let result = call_fixture(&first, json!({"http_get": slow_url})).await;
         first.cancel().await.ok();
         result
@@ -135,15 +142,22 @@ async fn calls_over_the_concurrency_limit_are_told_busy() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    (upstream, host, held, second)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_over_the_concurrency_limit_are_told_busy() {
+    // The first call holds the only slot for 5 s; the second waits 2 s, then gives up.
+    let (_upstream, _host, held, second) = one_slot_held_for(5_000).await;
     let busy = call_fixture(&second, json!({"text": "hi"})).await;
     assert_eq!(busy.is_error, Some(true), "{busy:?}");
     assert_eq!(
         first_text(&busy),
         "The tool `fixture` is busy: its plugin runs at most 1 calls at once. Try again shortly."
     );
-    let slow = slow.await.unwrap();
-    assert_eq!(slow.is_error, Some(false), "{slow:?}");
-    assert_eq!(first_text(&slow), "HTTP 200");
+    let held = held.await.unwrap();
+    assert_eq!(held.is_error, Some(false), "{held:?}");
+    assert_eq!(first_text(&held), "HTTP 200");
     // With the slot free again, calls go through.
     assert_still_answers(&second).await;
     second.cancel().await.ok();
@@ -151,29 +165,12 @@ async fn calls_over_the_concurrency_limit_are_told_busy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_that_waits_for_a_slot_runs_when_one_frees_in_time() {
-    let upstream = Upstream::start().await;
-    let host = host_with_upstream(&upstream, "{ max_concurrency = 1, timeout = \"20s\" }");
-    let first = connect(&host.mcp_url()).await;
-    let second = connect(&host.mcp_url()).await;
     // The first call holds the only slot for 500 ms, well within the 2 s a call waits.
-    let slow_url = format!("{}/slow?ms=500", upstream.base_url());
-    let slow = tokio::spawn(async move {
-        let result = call_fixture(&first, json!({"http_get": slow_url})).await;
-        first.cancel().await.ok();
-        result
-    });
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while upstream.requests().is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first call never started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (_upstream, _host, held, second) = one_slot_held_for(500).await;
     let waited = call_fixture(&second, json!({"text": "after you"})).await;
     assert_eq!(waited.is_error, Some(false), "{waited:?}");
     assert_eq!(first_text(&waited), "after you");
-    assert_eq!(first_text(&slow.await.unwrap()), "HTTP 200");
+    assert_eq!(first_text(&held.await.unwrap()), "HTTP 200");
     second.cancel().await.ok();
 }
 

@@ -4,8 +4,11 @@
 
 mod common;
 
-use common::{API_KEY, ENV_SECRETS, Host, Upstream, weather_config, workspace_root};
-use serde_json::{Value, json};
+use common::{
+    API_KEY, ENV_SECRETS, Host, Upstream, assert_sdk_saw_weather, sdk_client_output,
+    weather_config, workspace_root,
+};
+use serde_json::Value;
 use std::process::Command;
 
 fn python() -> std::path::PathBuf {
@@ -20,19 +23,11 @@ fn python() -> std::path::PathBuf {
 }
 
 fn run_sdk(url: &str, mode: &str, city: &str) -> Value {
-    let script = workspace_root().join("tests/python/sdk_client.py");
-    let output = Command::new(python())
-        .arg(script)
-        .args([url, mode, city])
-        .output()
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "sdk client ({mode}) failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(stdout.trim()).expect("the script prints JSON")
+    let mut command = Command::new(python());
+    command
+        .arg(workspace_root().join("tests/python/sdk_client.py"))
+        .args([url, mode, city]);
+    sdk_client_output(command, &format!("python sdk client ({mode})"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,27 +45,7 @@ async fn python_sdk_lists_and_calls_in_both_modes() {
         let seen = tokio::task::spawn_blocking(move || run_sdk(&url, mode, city))
             .await
             .unwrap();
-        assert_eq!(seen["protocol_version"], version, "{mode}: {seen}");
-        assert_eq!(seen["tools"][0]["name"], "get_weather", "{mode}: {seen}");
-        assert_eq!(
-            seen["tools"][0]["input_schema"]["properties"]["city"]["maxLength"],
-            100
-        );
-        assert_eq!(seen["is_error"], false, "{mode}: {seen}");
-        assert_eq!(
-            seen["text"][0],
-            format!("{city}: 21.5°C, clear sky, humidity 40%, wind 3.5 m/s")
-        );
-        assert_eq!(seen["structured"]["city"], city);
-        assert_eq!(seen["structured"]["temperature"], json!(21.5));
-        assert_eq!(seen["invalid_is_error"], true, "{mode}: {seen}");
-        assert!(
-            seen["invalid_text"][0]
-                .as_str()
-                .unwrap()
-                .contains("longer than 100"),
-            "{seen}"
-        );
+        assert_sdk_saw_weather(&seen, mode, version, city);
     }
     let cities: Vec<_> = upstream
         .requests()

@@ -5,8 +5,11 @@
 
 mod common;
 
-use common::{API_KEY, ENV_SECRETS, Host, Upstream, weather_config, workspace_root};
-use serde_json::{Value, json};
+use common::{
+    API_KEY, ENV_SECRETS, Host, Upstream, assert_sdk_saw_weather, sdk_client_output,
+    weather_config, workspace_root,
+};
+use serde_json::Value;
 use std::process::Command;
 
 fn run_sdk(url: &str, mode: &str, city: &str) -> Value {
@@ -19,18 +22,11 @@ fn run_sdk(url: &str, mode: &str, city: &str) -> Value {
          which installs it with `npm ci` in {}",
         folder.display()
     );
-    let output = Command::new("node")
+    let mut command = Command::new("node");
+    command
         .current_dir(&folder)
-        .args(["sdk_client.mjs", url, city, mode])
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "sdk client ({mode}) failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(stdout.trim()).expect("the script prints JSON")
+        .args(["sdk_client.mjs", url, city, mode]);
+    sdk_client_output(command, &format!("typescript sdk client ({mode})"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,27 +43,7 @@ async fn typescript_sdk_lists_and_calls() {
         let seen = tokio::task::spawn_blocking(move || run_sdk(&url, mode, city))
             .await
             .unwrap();
-        assert_eq!(seen["protocol_version"], version, "{mode}: {seen}");
-        assert_eq!(seen["tools"][0]["name"], "get_weather", "{mode}: {seen}");
-        assert_eq!(
-            seen["tools"][0]["input_schema"]["properties"]["city"]["maxLength"],
-            100
-        );
-        assert_eq!(seen["is_error"], false, "{mode}: {seen}");
-        assert_eq!(
-            seen["text"][0],
-            format!("{city}: 21.5°C, clear sky, humidity 40%, wind 3.5 m/s")
-        );
-        assert_eq!(seen["structured"]["city"], city);
-        assert_eq!(seen["structured"]["temperature"], json!(21.5));
-        assert_eq!(seen["invalid_is_error"], true, "{mode}: {seen}");
-        assert!(
-            seen["invalid_text"][0]
-                .as_str()
-                .unwrap()
-                .contains("longer than 100"),
-            "{seen}"
-        );
+        assert_sdk_saw_weather(&seen, mode, version, city);
     }
     let cities: Vec<_> = upstream
         .requests()

@@ -575,3 +575,42 @@ pub fn first_text(result: &rmcp::model::CallToolResult) -> String {
         .text
         .clone()
 }
+
+/// Runs an SDK client script (`command`) that prints one JSON line of what it saw.
+pub fn sdk_client_output(mut command: Command, label: &str) -> serde_json::Value {
+    let output = command.output().expect("the SDK client runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{label} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).expect("the script prints JSON")
+}
+
+/// What an SDK client script saw (tests/python, tests/typescript) in `mode`: the
+/// negotiated `version`, the weather tool listed with its schema, a report for `city`
+/// from the fake upstream, and an over-long city refused by the schema.
+pub fn assert_sdk_saw_weather(seen: &serde_json::Value, mode: &str, version: &str, city: &str) {
+    assert_eq!(seen["protocol_version"], version, "{mode}: {seen}");
+    assert_eq!(seen["tools"][0]["name"], "get_weather", "{mode}: {seen}");
+    assert_eq!(
+        seen["tools"][0]["input_schema"]["properties"]["city"]["maxLength"],
+        100
+    );
+    assert_eq!(seen["is_error"], false, "{mode}: {seen}");
+    assert_eq!(
+        seen["text"][0],
+        format!("{city}: 21.5°C, clear sky, humidity 40%, wind 3.5 m/s")
+    );
+    assert_eq!(seen["structured"]["city"], city);
+    assert_eq!(seen["structured"]["temperature"], serde_json::json!(21.5));
+    assert_eq!(seen["invalid_is_error"], true, "{mode}: {seen}");
+    assert!(
+        seen["invalid_text"][0]
+            .as_str()
+            .unwrap()
+            .contains("longer than 100"),
+        "{seen}"
+    );
+}
