@@ -4,10 +4,7 @@
 
 mod common;
 
-use common::{
-    API_KEY, ENV_SECRETS, Host, Upstream, assert_sdk_saw_weather, sdk_client_output,
-    weather_config, workspace_root,
-};
+use common::{check_sdk_client, sdk_client_output, workspace_root};
 use serde_json::Value;
 use std::process::Command;
 
@@ -32,25 +29,12 @@ fn run_sdk(url: &str, mode: &str, city: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_lists_and_calls_in_both_modes() {
-    let upstream = Upstream::start().await;
-    let config = weather_config(&upstream.base_url(), &upstream.base_url(), ENV_SECRETS);
-    let host = Host::start(&config, &[("MCP_SECRET_WEATHER_API_KEY", API_KEY)]);
-    let url = host.mcp_url();
-
-    for (mode, version, city) in [
-        ("auto", "2026-07-28", "Zürich"),
-        ("legacy", "2025-11-25", "Oslo"),
-    ] {
-        let url = url.clone();
-        let seen = tokio::task::spawn_blocking(move || run_sdk(&url, mode, city))
-            .await
-            .unwrap();
-        assert_sdk_saw_weather(&seen, mode, version, city);
-    }
-    let cities: Vec<_> = upstream
-        .requests()
-        .iter()
-        .map(|r| r.params["q"].clone())
-        .collect();
-    assert_eq!(cities, ["Zürich", "Oslo"]);
+    check_sdk_client(
+        run_sdk,
+        &[
+            ("auto", "2026-07-28", "Zürich"),
+            ("legacy", "2025-11-25", "Oslo"),
+        ],
+    )
+    .await;
 }

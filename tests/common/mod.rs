@@ -588,6 +588,32 @@ pub fn sdk_client_output(mut command: Command, label: &str) -> serde_json::Value
     serde_json::from_str(stdout.trim()).expect("the script prints JSON")
 }
 
+/// Runs an SDK client (`run(url, mode, city)`) against a weather host for each
+/// `(mode, negotiated version, city)` and checks what it saw (see
+/// [`assert_sdk_saw_weather`]), and that the upstream got exactly those cities.
+pub async fn check_sdk_client(
+    run: fn(&str, &str, &str) -> serde_json::Value,
+    cases: &[(&'static str, &'static str, &'static str)],
+) {
+    let upstream = Upstream::start().await;
+    let config = weather_config(&upstream.base_url(), &upstream.base_url(), ENV_SECRETS);
+    let host = Host::start(&config, &[("MCP_SECRET_WEATHER_API_KEY", API_KEY)]);
+    for &(mode, version, city) in cases {
+        let url = host.mcp_url();
+        let seen = tokio::task::spawn_blocking(move || run(&url, mode, city))
+            .await
+            .unwrap();
+        assert_sdk_saw_weather(&seen, mode, version, city);
+    }
+    let cities: Vec<_> = upstream
+        .requests()
+        .iter()
+        .map(|r| r.params["q"].clone())
+        .collect();
+    let expected: Vec<_> = cases.iter().map(|(_, _, city)| city.to_string()).collect();
+    assert_eq!(cities, expected);
+}
+
 /// What an SDK client script saw (tests/python, tests/typescript) in `mode`: the
 /// negotiated `version`, the weather tool listed with its schema, a report for `city`
 /// from the fake upstream, and an over-long city refused by the schema.
