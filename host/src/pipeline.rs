@@ -86,8 +86,9 @@ impl Pipeline {
     ///
     /// A plugin whose calls keep crashing makes new calls wait first (see
     /// [`crate::cooldown`]). The call takes one of the plugin's concurrency permits
-    /// (waiting at most [`BUSY_WAIT`]) and runs as a task of its own: a panic anywhere in it ends that
-    /// call only, and the permit is held until the task ends even if the client leaves.
+    /// (waiting at most [`BUSY_WAIT`]) and runs as a task of its own: a panic anywhere
+    /// in it ends that call only, and the permit is held until the task ends even if
+    /// the client leaves.
     async fn invoke(
         &self,
         tool: &Arc<RegisteredTool>,

@@ -39,7 +39,7 @@ impl std::fmt::Display for CredentialUse {
 }
 
 /// Where requests for names past [`MAX_RECORDED_NAMES`] are counted.
-pub const OTHER_NAMES: &str = "(other names)";
+const OTHER_NAMES: &str = "(other names)";
 
 /// Adds one request to a call's record. Granted names are few (the grants) and always
 /// recorded; other names are chosen by the plugin, so at most [`MAX_RECORDED_NAMES`]
@@ -123,8 +123,7 @@ impl CredentialSource for EnvSource {
     }
 }
 
-/// Credentials from the encrypted store, decrypted on each use.
-/// Credentials from the encrypted store. The file is looked at on each read, so a
+/// Credentials from the encrypted store, decrypted on each use. The file is looked at on each read, so a
 /// `secrets set` or `rm` while the host runs takes effect on the next call; a new
 /// version that cannot be used is refused (logged once) and the loaded one stays.
 pub struct StoreSource(std::sync::Mutex<SecretStore>);

@@ -109,11 +109,16 @@ struct FileVersion {
 
 impl FileVersion {
     /// The version of the file at `path`; `None` if there is no file.
-    fn of(path: &Path) -> std::io::Result<Option<Self>> {
+    fn of(path: &Path) -> Result<Option<Self>, SecretsError> {
         let metadata = match std::fs::metadata(path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+            Err(source) => {
+                return Err(SecretsError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
         };
         #[cfg(unix)]
         let inode = {
@@ -151,10 +156,7 @@ fn check_name(name: &str) -> Result<(), SecretsError> {
 impl SecretStore {
     /// Reads the store at `path` (a missing file is an empty store).
     pub fn open(path: &Path, kek: Kek) -> Result<Self, SecretsError> {
-        let version = FileVersion::of(path).map_err(|source| SecretsError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let version = FileVersion::of(path)?;
         let file = read(path)?;
         Ok(Self {
             path: path.to_owned(),
@@ -169,10 +171,7 @@ impl SecretStore {
     /// while the host runs): `Ok(true)` if it did. A new version that cannot be read,
     /// or holds a secret this KEK does not open, is refused and what was loaded stays.
     pub fn refresh(&mut self) -> Result<bool, SecretsError> {
-        let version = FileVersion::of(&self.path).map_err(|source| SecretsError::Read {
-            path: self.path.clone(),
-            source,
-        })?;
+        let version = FileVersion::of(&self.path)?;
         if version == self.version || self.refused.as_ref() == Some(&version) {
             return Ok(false);
         }
