@@ -13,7 +13,7 @@
 //! Without `--bench` (as under `cargo test --all-targets`) it sends a few requests per
 //! scenario and checks every answer: a smoke test, not a measurement.
 
-#[path = "../../tests/common/mod.rs"]
+#[path = "../../tests/e2e/common/mod.rs"]
 mod common;
 
 use common::{Host, plugin, toml_path};

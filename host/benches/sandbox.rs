@@ -5,28 +5,22 @@
 //!   then `call-tool` of the trivial echo tool (target: <= 25 us median).
 //! - `validate/*`: the weather tool's input schema against good and bad arguments.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use criterion::{Criterion, criterion_group, criterion_main};
-use mcp_wasm_host::config::PluginName;
-use mcp_wasm_host::sandbox::credentials::EnvSource;
-use mcp_wasm_host::sandbox::limits::Limits;
+use mcp_wasm_host::domain::PluginName;
+use mcp_wasm_host::sandbox::Sandbox;
+use mcp_wasm_host::sandbox::env::PluginEnv;
+use mcp_wasm_host::sandbox::pool::PoolSize;
 use mcp_wasm_host::sandbox::state::Grants;
-use mcp_wasm_host::sandbox::{PoolSize, Sandbox};
 use mcp_wasm_host::schema::CompiledSchema;
+use mcp_wasm_host::secrets::sources::EnvSource;
 use serde_json::json;
 use std::hint::black_box;
 use std::sync::Arc;
 
 fn grants(name: &str) -> Arc<Grants> {
     Arc::new(Grants {
-        plugin: PluginName::try_from(name.to_owned()).unwrap(),
-        env: vec![("WEATHER_API_BASE".into(), "http://127.0.0.1:9".into())],
-        credentials: Vec::new(),
-        outbound: Vec::new(),
-        limits: Limits::default(),
-        files: Vec::new(),
+        env: PluginEnv::from_pairs([("WEATHER_API_BASE", "http://127.0.0.1:9")]).unwrap(),
+        ..Grants::none(PluginName::try_from(name.to_owned()).unwrap())
     })
 }
 
@@ -38,7 +32,7 @@ fn benches(c: &mut Criterion) {
         .unwrap();
     let sandbox = Sandbox::new(Arc::new(EnvSource), PoolSize::default()).unwrap();
     let prepare = |name: &str| {
-        let bytes = std::fs::read(common::plugin(name)).unwrap();
+        let bytes = std::fs::read(test_artifacts::plugin(name)).unwrap();
         let component = runtime.block_on(sandbox.compile(bytes)).unwrap();
         sandbox.prepare(&component, grants(name)).unwrap()
     };

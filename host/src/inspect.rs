@@ -2,52 +2,48 @@
 //! asks for (its imports, each with the grant it would need), before an operator
 //! grants it anything. The component runs once, with no grants at all.
 
-use crate::config::PluginName;
+use crate::domain::PluginName;
 use crate::sandbox::bindings::exports::mcp::tools::tools::Tool;
-use crate::sandbox::credentials::CredentialSource;
-use crate::sandbox::limits::Limits;
+use crate::sandbox::pool::PoolSize;
 use crate::sandbox::state::Grants;
-use crate::sandbox::{PoolSize, Sandbox, SandboxError};
+use crate::sandbox::{Sandbox, SandboxError};
 use crate::schema::CompiledSchema;
+use crate::secrets::sources::NoCredentials;
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use thiserror::Error;
 
+/// Why a component could not be inspected.
 #[derive(Debug, Error)]
 pub enum InspectError {
+    /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: String,
+        /// Why.
         source: std::io::Error,
     },
+    /// The component could not be compiled, linked or run.
     #[error("{path}: {source}")]
-    Sandbox { path: String, source: SandboxError },
+    Sandbox {
+        /// The file.
+        path: String,
+        /// Why.
+        source: SandboxError,
+    },
 }
 
 /// What `plugin inspect` found.
 pub struct Inspection {
+    /// SHA-256 of the file, for the config's `sha256` pin.
     pub sha256: String,
+    /// Every import the component asks for.
     pub imports: Vec<String>,
+    /// The tools it offers.
     pub tools: Vec<Tool>,
-}
-
-/// A credential source that has nothing: inspection grants no credentials.
-struct NoCredentials;
-
-impl CredentialSource for NoCredentials {
-    fn get(
-        &self,
-        _name: &str,
-    ) -> Result<Option<zeroize::Zeroizing<String>>, crate::sandbox::credentials::SourceUnavailable>
-    {
-        Ok(None)
-    }
-
-    fn describe(&self, _name: &str) -> String {
-        "inspection grants no credentials".to_owned()
-    }
 }
 
 /// Compiles the component, lists its imports and asks it for its tools.
@@ -72,14 +68,9 @@ pub async fn inspect(path: &Path) -> Result<Inspection, InspectError> {
         .imports(sandbox.engine())
         .map(|(name, _)| name.to_owned())
         .collect();
-    let grants = Arc::new(Grants {
-        plugin: PluginName::try_from("inspect".to_owned()).expect("a valid plugin name"),
-        env: Vec::new(),
-        credentials: Vec::new(),
-        outbound: Vec::new(),
-        limits: Limits::default(),
-        files: Vec::new(),
-    });
+    let grants = Arc::new(Grants::none(
+        PluginName::try_from("inspect".to_owned()).expect("a valid plugin name"),
+    ));
     let prepared = sandbox.prepare(&component, grants).map_err(sandbox_err)?;
     let tools = sandbox.list_tools(&prepared).await.map_err(sandbox_err)?;
     Ok(Inspection {
@@ -103,7 +94,7 @@ fn import_meaning(import: &str) -> &'static str {
         }
         i if i.starts_with("wasi:sockets/") => "raw sockets: always denied",
         i if i.starts_with("wasi:cli/std") || i.starts_with("wasi:cli/terminal") => {
-            "stdio: stdin closed, output discarded"
+            "stdio: stdin closed, output to the host log"
         }
         i if i.starts_with("wasi:cli/exit") => "exit",
         i if i.starts_with("wasi:clocks/") => "clocks",

@@ -1,26 +1,27 @@
 //! mcp-wasm-host: an MCP server whose tools run as sandboxed WebAssembly components.
 //!
-//! Where things live, outside in:
+//! Where things live. Dependencies point down this list: a module uses only modules
+//! below it (a test reads every `crate::` path in the source and keeps this true).
 //!
-//! - [`cli`]: the command line (`serve`, `plugin inspect`).
-//! - [`config`]: `host.toml` parsed and checked; every error names the key and line.
-//! - [`fd_limit`]: the open-file limit, raised at start to what the plugins may hold.
-//! - [`server`]: the axum router, the listener (TCP_NODELAY) and `/healthz`.
-//! - [`guard`]: checks on each `/mcp` request before rmcp parses it.
-//! - [`mcp`]: the rmcp `ServerHandler`: `tools/list` and `tools/call` over Streamable HTTP.
-//! - [`cooldown`]: slows down plugins whose calls keep crashing.
-//! - [`pipeline`]: one tool call, step by step, from request to `CallToolResult`.
-//! - [`registry`]: the loaded plugins and their tools (schemas compiled once at load).
-//! - [`schema`]: checks a plugin's JSON Schemas at load and validates arguments per call.
-//! - [`secrets`]: the envelope-encrypted credential store and its KEK.
-//! - [`sandbox`]: the wasmtime engine and everything a plugin instance may touch.
-//! - [`inspect`]: `plugin inspect`: what a component offers and what it asks for.
+//! - [`cli`]: parses the command line and dispatches.
+//! - [`app`]: builds the shared state once; serves it over HTTP or stdio.
+//! - [`config`]: `host.toml`, composed of the sections the modules below own.
+//! - [`server`]: the HTTP edge: router, tower layers in order, listener, Host/Origin.
+//! - [`mcp`]: the rmcp `ServerHandler`; request context in, MCP results out.
+//! - [`pipeline`]: one tool call, step by step, and its one outcome record.
+//! - [`inspect`]: `plugin inspect`: what a component offers and asks for.
+//! - [`registry`]: the loaded plugins and their tools (schemas compiled at load).
+//! - [`schema`]: checks a plugin's JSON Schemas at load and validates per call.
+//! - [`sandbox`]: the wasmtime engine and each capability a plugin may be granted.
+//! - [`secrets`]: the envelope-encrypted credential store and credential sources.
+//! - [`domain`]: names and quantities every layer shares.
 
+#![deny(missing_docs)]
+
+pub mod app;
 pub mod cli;
 pub mod config;
-pub mod cooldown;
-pub mod fd_limit;
-pub mod guard;
+pub mod domain;
 pub mod inspect;
 pub mod mcp;
 pub mod pipeline;
@@ -29,3 +30,6 @@ pub mod sandbox;
 pub mod schema;
 pub mod secrets;
 pub mod server;
+
+#[cfg(test)]
+mod layering;

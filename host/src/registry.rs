@@ -2,18 +2,21 @@
 //! against its pin), compiled, pre-linked and asked for its tools once; every tool's
 //! schemas are checked and compiled here, so a bad plugin is refused at start.
 
-use crate::config::{Config, PluginConfig, PluginName};
-use crate::cooldown::Cooldown;
+use crate::domain::{CredentialName, PluginName, Sha256Pin};
 use crate::sandbox::bindings::exports::mcp::tools::tools::Tool as WitTool;
+use crate::sandbox::env::PluginEnv;
+use crate::sandbox::fs::{self, FileGrant, FileGrantConfig};
+use crate::sandbox::http::allowlist::AllowedHost;
+use crate::sandbox::limits::Limits;
 use crate::sandbox::state::Grants;
 use crate::sandbox::{PreparedPlugin, Sandbox, SandboxError};
 use crate::schema::CompiledSchema;
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thiserror::Error;
-use tokio::sync::Semaphore;
 
 /// Largest component file we load: real plugins are a few MiB at most.
 const MAX_COMPONENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -24,64 +27,144 @@ const MAX_TOOL_NAME_CHARS: usize = 128;
 /// Largest tool description: it goes to the model with every `tools/list`.
 const MAX_DESCRIPTION_BYTES: usize = 16 * 1024;
 
+/// One `[plugins.NAME]` table: the component and exactly what it is granted.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// The `.wasm` component file.
+    pub path: PathBuf,
+    /// Optional pin: the file's SHA-256 in hex. A mismatch refuses the plugin.
+    #[serde(default)]
+    pub sha256: Option<Sha256Pin>,
+    /// The plugin's whole environment (nothing is inherited from the host).
+    #[serde(default)]
+    pub env: PluginEnv,
+    /// Credential names the plugin may read through the `credentials` import.
+    #[serde(default)]
+    pub credentials: Vec<CredentialName>,
+    /// `scheme://host[:port]` entries the plugin may send HTTP requests to.
+    #[serde(default)]
+    pub allowed_outbound_hosts: Vec<AllowedHost>,
+    /// Memory, time, concurrency and output limits (defaults for what is not set).
+    #[serde(default)]
+    pub limits: Limits,
+    /// Directories the plugin may read (`ro`) or read and write (`rw`).
+    #[serde(default)]
+    pub files: Vec<FileGrantConfig>,
+    /// `files`, checked and canonicalized when the config is loaded.
+    #[serde(skip)]
+    pub file_grants: Vec<FileGrant>,
+}
+
+impl PluginConfig {
+    /// Resolves relative paths against `base` (the config's folder) and checks the
+    /// `files` grants.
+    pub fn resolve(&mut self, base: &Path) -> Result<(), String> {
+        self.path = base.join(&self.path);
+        self.file_grants = fs::check(&self.files, base)?;
+        Ok(())
+    }
+
+    /// What this plugin is granted, as the sandbox takes it.
+    pub fn grants(&self, plugin: &PluginName) -> Grants {
+        Grants {
+            env: self.env.clone(),
+            credentials: self.credentials.clone(),
+            outbound: self.allowed_outbound_hosts.clone(),
+            limits: self.limits.clone(),
+            files: self.file_grants.clone(),
+            ..Grants::none(plugin.clone())
+        }
+    }
+}
+
 /// Why a plugin was refused at load. Every message names the plugin.
 #[derive(Debug, Error)]
 pub enum LoadError {
+    /// The component file could not be read.
     #[error("plugin `{plugin}`: cannot read {path}: {source}")]
     Read {
+        /// The plugin.
         plugin: PluginName,
+        /// Its component file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// The component file is implausibly large.
     #[error("plugin `{plugin}`: {path} is larger than {MAX_COMPONENT_BYTES} bytes")]
-    TooLarge { plugin: PluginName, path: PathBuf },
+    TooLarge {
+        /// The plugin.
+        plugin: PluginName,
+        /// Its component file.
+        path: PathBuf,
+    },
+    /// The file is not the one the config pins.
     #[error(
         "plugin `{plugin}`: {path} has sha256 {actual}, but the config pins {expected}; \
          refusing to load a file that changed"
     )]
     PinMismatch {
+        /// The plugin.
         plugin: PluginName,
+        /// Its component file.
         path: PathBuf,
+        /// The pinned digest.
         expected: String,
+        /// The file's digest.
         actual: String,
     },
+    /// The component could not be compiled, linked or asked for its tools.
     #[error("plugin `{plugin}`: {path}: {source}")]
     Sandbox {
+        /// The plugin.
         plugin: PluginName,
+        /// Its component file.
         path: PathBuf,
+        /// Why.
         source: SandboxError,
     },
+    /// A tool it offers is refused (a bad name or schema).
     #[error("plugin `{plugin}`: tool `{tool}`: {reason}")]
     Tool {
+        /// The plugin.
         plugin: PluginName,
+        /// The tool's name (cut to 129 characters).
         tool: String,
+        /// What is wrong.
         reason: String,
     },
+    /// Two plugins offer a tool of the same name.
     #[error("plugin `{plugin}`: tool `{tool}` is already provided by plugin `{other}`")]
     DuplicateTool {
+        /// The plugin loaded second.
         plugin: PluginName,
+        /// The tool.
         tool: String,
+        /// The plugin that offers it already.
         other: PluginName,
     },
 }
 
 /// One loaded plugin.
 pub struct LoadedPlugin {
+    /// Its name in the config.
     pub name: PluginName,
+    /// SHA-256 of the component file that was loaded.
+    pub sha256: [u8; 32],
+    /// Compiled, pre-linked, with its grants.
     pub prepared: PreparedPlugin,
-    /// One permit per call allowed to run at once (`limits.max_concurrency`); the
-    /// pipeline holds a permit for the whole call.
-    pub slots: Arc<Semaphore>,
-    /// Slows the plugin's calls down while its calls keep crashing.
-    pub cooldown: Cooldown,
 }
 
 /// One tool, ready to be listed and called.
 pub struct RegisteredTool {
+    /// The plugin that offers it.
     pub plugin: Arc<LoadedPlugin>,
     /// The tool as `tools/list` shows it.
     pub descriptor: rmcp::model::Tool,
+    /// Its arguments' schema, compiled.
     pub input: CompiledSchema,
+    /// Its structured result's schema, compiled, if it declares one.
     pub output: Option<CompiledSchema>,
 }
 
@@ -96,9 +179,12 @@ pub struct Registry {
 impl Registry {
     /// Loads every `[plugins.NAME]` of the config, in name order. The first plugin
     /// that cannot be loaded stops the load with an error naming it.
-    pub async fn load(config: &Config, sandbox: &Sandbox) -> Result<Self, LoadError> {
+    pub async fn load(
+        plugins: &BTreeMap<PluginName, PluginConfig>,
+        sandbox: &Sandbox,
+    ) -> Result<Self, LoadError> {
         let mut registry = Self::default();
-        for (name, plugin_config) in &config.plugins {
+        for (name, plugin_config) in plugins {
             let plugin = load_plugin(name, plugin_config, sandbox).await?;
             let tools = sandbox
                 .list_tools(&plugin.prepared)
@@ -212,16 +298,16 @@ async fn load_plugin(
         });
     }
     let bytes = tokio::fs::read(path).await.map_err(read_err)?;
-    if let Some(pin) = &config.sha256 {
-        let actual: [u8; 32] = Sha256::digest(&bytes).into();
-        if actual != pin.0 {
-            return Err(LoadError::PinMismatch {
-                plugin: name.clone(),
-                path: path.clone(),
-                expected: hex::encode(pin.0),
-                actual: hex::encode(actual),
-            });
-        }
+    let actual: [u8; 32] = Sha256::digest(&bytes).into();
+    if let Some(pin) = &config.sha256
+        && actual != pin.0
+    {
+        return Err(LoadError::PinMismatch {
+            plugin: name.clone(),
+            path: path.clone(),
+            expected: hex::encode(pin.0),
+            actual: hex::encode(actual),
+        });
     }
     let sandbox_err = |source| LoadError::Sandbox {
         plugin: name.clone(),
@@ -229,23 +315,11 @@ async fn load_plugin(
         source,
     };
     let component = sandbox.compile(bytes).await.map_err(sandbox_err)?;
-    let grants = Arc::new(Grants {
-        plugin: name.clone(),
-        env: config
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        credentials: config.credentials.clone(),
-        outbound: config.allowed_outbound_hosts.clone(),
-        limits: config.limits.clone(),
-        files: config.file_grants.clone(),
-    });
+    let grants = Arc::new(config.grants(name));
     let prepared = sandbox.prepare(&component, grants).map_err(sandbox_err)?;
     Ok(Arc::new(LoadedPlugin {
         name: name.clone(),
-        slots: Arc::new(Semaphore::new(config.limits.max_concurrency as usize)),
-        cooldown: Cooldown::default(),
+        sha256: actual,
         prepared,
     }))
 }

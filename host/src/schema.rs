@@ -16,6 +16,7 @@ const MAX_MESSAGE_CHARS: usize = 200;
 
 /// A checked, compiled schema and its JSON form (as sent in `tools/list`).
 pub struct CompiledSchema {
+    /// The schema as the plugin declared it.
     pub json: Map<String, Value>,
     validator: Validator,
 }

@@ -1,30 +1,21 @@
 //! The `credentials` import: a plugin reads a credential only if the operator granted
-//! it. Values come from a [`CredentialSource`] (the encrypted store, or the host's
-//! environment); every access is recorded by name, and values are never logged.
+//! it. Values come from the host's [`CredentialSource`] (see [`crate::secrets`]); every
+//! request is recorded by name and outcome for the call's record, and values are never
+//! logged.
 
 use super::bindings::mcp::tools::credentials::{Error as WitError, Host};
 use super::state::CallState;
-use crate::config::{Config, KekSource, SecretSource};
-use crate::secrets::kek::{Kek, KekError};
-use crate::secrets::{SecretStore, SecretsError};
-use std::sync::Arc;
-use zeroize::Zeroizing;
-
-/// Where credential values come from.
-pub trait CredentialSource: Send + Sync {
-    /// The value of `name`, `Ok(None)` if the source has none.
-    fn get(&self, name: &str) -> Result<Option<Zeroizing<String>>, SourceUnavailable>;
-
-    /// Where a missing credential should be put, for error messages.
-    fn describe(&self, name: &str) -> String;
-}
+use crate::secrets::sources::SourceUnavailable;
 
 /// Credential requests of a call with the same name and outcome: which name, what
 /// the plugin got (never the value), how often. The audit log carries these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialUse {
+    /// The name asked for (cut to 128 characters).
     pub name: String,
+    /// What the plugin got.
     pub outcome: CredentialOutcome,
+    /// How many requests had this name and outcome.
     pub count: u32,
 }
 
@@ -65,15 +56,21 @@ pub fn record(uses: &mut Vec<CredentialUse>, name: &str, outcome: CredentialOutc
     }
 }
 
+/// What a plugin got when it asked for a credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialOutcome {
+    /// The value.
     Granted,
+    /// Nothing: the operator did not grant it.
     NotGranted,
+    /// Nothing: granted, but no value is set.
     NotFound,
+    /// Nothing: the source could not be read.
     Unavailable,
 }
 
 impl CredentialOutcome {
+    /// The outcome as the call's record writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             CredentialOutcome::Granted => "granted",
@@ -82,152 +79,6 @@ impl CredentialOutcome {
             CredentialOutcome::Unavailable => "unavailable",
         }
     }
-}
-
-/// The source could not be read (a store that failed to decrypt, say).
-#[derive(Debug)]
-pub struct SourceUnavailable;
-
-/// Credentials from the host's environment: `weather-api-key` is read from
-/// `MCP_SECRET_WEATHER_API_KEY` (upper-cased, `-` and `.` become `_`).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct EnvSource;
-
-impl EnvSource {
-    /// The environment variable that holds credential `name`.
-    pub fn variable(name: &str) -> String {
-        let mut var = String::from("MCP_SECRET_");
-        var.extend(name.chars().map(|c| match c {
-            '-' | '.' => '_',
-            c => c.to_ascii_uppercase(),
-        }));
-        var
-    }
-}
-
-impl CredentialSource for EnvSource {
-    fn get(&self, name: &str) -> Result<Option<Zeroizing<String>>, SourceUnavailable> {
-        match std::env::var(Self::variable(name)) {
-            Ok(value) if value.is_empty() => Ok(None),
-            Ok(value) => Ok(Some(Zeroizing::new(value))),
-            Err(std::env::VarError::NotPresent) => Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => Err(SourceUnavailable),
-        }
-    }
-
-    fn describe(&self, name: &str) -> String {
-        format!(
-            "the environment variable {} is not set",
-            Self::variable(name)
-        )
-    }
-}
-
-/// Credentials from the encrypted store, decrypted on each use. The file is looked at on each read, so a
-/// `secrets set` or `rm` while the host runs takes effect on the next call; a new
-/// version that cannot be used is refused (logged once) and the loaded one stays.
-pub struct StoreSource(std::sync::Mutex<SecretStore>);
-
-impl StoreSource {
-    pub fn new(store: SecretStore) -> Self {
-        Self(std::sync::Mutex::new(store))
-    }
-}
-
-impl CredentialSource for StoreSource {
-    fn get(&self, name: &str) -> Result<Option<Zeroizing<String>>, SourceUnavailable> {
-        let mut store = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match store.refresh() {
-            Ok(true) => tracing::info!(path = %store.path().display(), "secret store reloaded"),
-            Ok(false) => {}
-            Err(error) => tracing::error!(
-                %error,
-                "the secret store changed but cannot be used; keeping the credentials \
-                 loaded before"
-            ),
-        }
-        store.get(name).map_err(|error| {
-            tracing::error!(%error, "credential store read failed");
-            SourceUnavailable
-        })
-    }
-
-    fn describe(&self, name: &str) -> String {
-        let store = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        format!(
-            "it is not in the secret store {}; add it with `mcp-wasm-host secrets set {name}`",
-            store.path().display()
-        )
-    }
-}
-
-/// Why the host cannot start with its credentials.
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialSetupError {
-    #[error(transparent)]
-    Kek(#[from] KekError),
-    #[error(transparent)]
-    Store(#[from] SecretsError),
-    #[error("plugin `{plugin}`: credential `{name}`: {reason}")]
-    Unusable {
-        plugin: String,
-        name: String,
-        reason: String,
-    },
-}
-
-/// Loads the KEK a config names.
-pub fn load_kek(source: &KekSource) -> Result<Kek, KekError> {
-    match source {
-        KekSource::Env(var) => Kek::from_env(var),
-        KekSource::File(path) => Kek::from_file(path),
-    }
-}
-
-/// The credential source the config asks for, after checking that every credential
-/// granted to a plugin exists and can be read. The store and its KEK are needed only
-/// when some plugin is granted a credential.
-pub fn from_config(config: &Config) -> Result<Arc<dyn CredentialSource>, CredentialSetupError> {
-    let granted: Vec<(&str, &str)> = config
-        .plugins
-        .iter()
-        .flat_map(|(plugin, p)| {
-            p.credentials
-                .iter()
-                .map(move |c| (plugin.as_str(), c.as_str()))
-        })
-        .collect();
-    let source: Arc<dyn CredentialSource> = match config.secrets.source {
-        SecretSource::Env => Arc::new(EnvSource),
-        SecretSource::Store if granted.is_empty() => Arc::new(EnvSource),
-        SecretSource::Store => {
-            let kek = load_kek(&config.secrets.kek_source())?;
-            let store = SecretStore::open(&config.secrets.store, kek)?;
-            for &(plugin, name) in &granted {
-                store
-                    .get(name)
-                    .map_err(|e| CredentialSetupError::Unusable {
-                        plugin: plugin.to_owned(),
-                        name: name.to_owned(),
-                        reason: e.to_string(),
-                    })?;
-            }
-            Arc::new(StoreSource::new(store))
-        }
-    };
-    for &(plugin, name) in &granted {
-        let unusable = |reason: String| CredentialSetupError::Unusable {
-            plugin: plugin.to_owned(),
-            name: name.to_owned(),
-            reason,
-        };
-        match source.get(name) {
-            Ok(Some(_)) => {}
-            Ok(None) => return Err(unusable(source.describe(name))),
-            Err(SourceUnavailable) => return Err(unusable("it cannot be read".to_owned())),
-        }
-    }
-    Ok(source)
 }
 
 /// The `types` interface has no functions; the linker still wants it implemented.
@@ -300,14 +151,5 @@ mod tests {
             "{shown:?}"
         );
         assert_eq!(shown.last().unwrap(), "late:granted");
-    }
-
-    #[test]
-    fn env_variable_names() {
-        assert_eq!(
-            EnvSource::variable("weather-api-key"),
-            "MCP_SECRET_WEATHER_API_KEY"
-        );
-        assert_eq!(EnvSource::variable("a.b_c"), "MCP_SECRET_A_B_C");
     }
 }

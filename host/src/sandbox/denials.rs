@@ -3,7 +3,7 @@
 //! call, then only counted, so a plugin that loops on one refusal can neither flood
 //! the log nor hide a later refusal of another kind behind it.
 
-use crate::config::PluginName;
+use crate::domain::PluginName;
 use std::fmt::Display;
 use std::sync::{Arc, Mutex};
 
@@ -26,6 +26,7 @@ struct Inner {
 }
 
 impl Denials {
+    /// The refusals of a new call of `plugin`.
     pub fn new(plugin: PluginName) -> Self {
         Self(Arc::new(Inner {
             plugin,

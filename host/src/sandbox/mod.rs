@@ -5,22 +5,31 @@
 //! load; each call only creates a `Store` (its WASI context from the plugin's grants)
 //! and instantiates from the pooling allocator's warm slots.
 
+//!
+//! One module per capability, each owning its config type (checked when the config is
+//! parsed) and the state it builds per call: [`env`], [`fs`], [`http`], [`sockets`],
+//! [`credentials`], [`limits`], [`stdio`]. [`pool`] sizes the instance pool and the
+//! open-file limit from the plugins' limits; [`state`] is one call's `Store` data;
+//! [`denials`] names refusals in the host log.
+
 pub mod bindings;
 pub mod credentials;
 pub mod denials;
-pub mod dialer;
-pub mod egress;
-pub mod fairness;
-pub mod files;
-pub mod fs_audit;
+pub mod env;
+pub mod fs;
+pub mod http;
 pub mod limits;
+pub mod pool;
 pub mod sockets;
 pub mod state;
 pub mod stdio;
 
+use crate::secrets::sources::CredentialSource;
 use bindings::exports::mcp::tools::tools::{CallError, CallResult, Tool};
 use bindings::{Plugin, PluginPre};
-use credentials::{CredentialSource, CredentialUse};
+use credentials::CredentialUse;
+use fs::OpenedDirs;
+use pool::PoolSize;
 use state::{CallState, Grants};
 use std::sync::Arc;
 use thiserror::Error;
@@ -33,35 +42,6 @@ const MEMORIES_PER_COMPONENT: u32 = 4;
 /// Wasm stack a call may use before it traps: deep recursion ends as a clean trap.
 const MAX_WASM_STACK: usize = 1024 * 1024;
 
-/// Instances kept for calls outside the plugins' concurrency limits (`list-tools` at
-/// load, `plugin inspect`).
-const SPARE_INSTANCES: u32 = 8;
-
-/// How the pooling allocator is sized: from the plugins' limits.
-#[derive(Debug, Clone, Copy)]
-pub struct PoolSize {
-    /// Component instances alive at once (the sum of `max_concurrency`, plus spares).
-    pub instances: u32,
-    /// The largest `limits.memory` of any plugin.
-    pub max_memory: u64,
-}
-
-impl PoolSize {
-    /// Slots for `concurrency` calls at once, of at most `max_memory` bytes each.
-    pub fn new(concurrency: u32, max_memory: u64) -> Self {
-        Self {
-            instances: concurrency.saturating_add(SPARE_INSTANCES),
-            max_memory: max_memory.max(limits::DEFAULT_MEMORY),
-        }
-    }
-}
-
-impl Default for PoolSize {
-    fn default() -> Self {
-        Self::new(limits::DEFAULT_MAX_CONCURRENCY, limits::DEFAULT_MEMORY)
-    }
-}
-
 /// How much of a freed slot's memory and tables is reset in place (memset) instead of
 /// returned to the kernel (madvise): a Rust plugin touches ~1 MiB (its stack), and
 /// resetting that in place is cheaper than faulting it back in on the next call.
@@ -70,20 +50,31 @@ const KEEP_RESIDENT_BYTES: usize = 2048 * 1024;
 /// Errors from the runtime itself, as opposed to errors a plugin returns.
 #[derive(Debug, Error)]
 pub enum SandboxError {
+    /// The engine or linker could not be set up.
     #[error("setting up the WebAssembly engine failed: {0}")]
     Engine(String),
+    /// The bytes are not a component this engine can compile.
     #[error("not a valid WebAssembly component: {0}")]
     Compile(String),
+    /// The component imports something the host does not provide.
     #[error("the component needs imports this host does not provide: {0}")]
     Link(String),
+    /// A granted directory could not be opened.
+    #[error("files: {0}")]
+    Files(std::io::Error),
+    /// Instantiation failed (a start function trapped, say).
     #[error("the component could not be instantiated: {0}")]
     Instantiate(String),
+    /// The plugin trapped.
     #[error("the plugin crashed: {0}")]
     Trap(String),
+    /// The plugin recursed too deep.
     #[error("the plugin overflowed its stack")]
     StackOverflow,
+    /// The plugin accessed memory out of bounds.
     #[error("the plugin accessed memory out of bounds")]
     MemoryFault,
+    /// The plugin hit a limit the host set (time, memory).
     #[error("the plugin {0}")]
     Limit(limits::LimitHit),
 }
@@ -116,9 +107,10 @@ impl SandboxError {
             }
             SandboxError::Limit(hit) => format!("the plugin {hit}"),
             SandboxError::Instantiate(_) => "the plugin could not be started".to_owned(),
-            SandboxError::Engine(_) | SandboxError::Compile(_) | SandboxError::Link(_) => {
-                "the plugin is not usable".to_owned()
-            }
+            SandboxError::Engine(_)
+            | SandboxError::Compile(_)
+            | SandboxError::Link(_)
+            | SandboxError::Files(_) => "the plugin is not usable".to_owned(),
         }
     }
 }
@@ -127,9 +119,12 @@ impl SandboxError {
 pub struct PreparedPlugin {
     pre: PluginPre<CallState>,
     grants: Arc<Grants>,
+    /// The granted directories, opened once here and shared by every call.
+    dirs: OpenedDirs,
 }
 
 impl PreparedPlugin {
+    /// What the plugin was granted.
     pub fn grants(&self) -> &Grants {
         &self.grants
     }
@@ -138,8 +133,8 @@ impl PreparedPlugin {
 /// The engine and the shared linker.
 pub struct Sandbox {
     engine: Engine,
-    /// When calls start, for [`fairness`].
-    load: Arc<fairness::Load>,
+    /// When calls start, for [`limits::fairness`].
+    load: Arc<limits::fairness::Load>,
     linker: Linker<CallState>,
     credentials: Arc<dyn CredentialSource>,
 }
@@ -176,7 +171,7 @@ impl Sandbox {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
         // Refusals inside wasmtime-wasi (file escapes, raw sockets, name lookup) are
         // logged by these layers in front of it.
-        fs_audit::add_to_linker(&mut linker).map_err(engine_err)?;
+        fs::host::add_to_linker(&mut linker).map_err(engine_err)?;
         sockets::add_to_linker(&mut linker).map_err(engine_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_err)?;
         Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(engine_err)?;
@@ -188,6 +183,7 @@ impl Sandbox {
         })
     }
 
+    /// The engine components are compiled for.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -202,18 +198,20 @@ impl Sandbox {
             .map_err(|e| SandboxError::Compile(format!("{e:#}")))
     }
 
-    /// Links a compiled component against the host's imports, once.
+    /// Links a compiled component against the host's imports and opens its granted
+    /// directories, once.
     pub fn prepare(
         &self,
         component: &Component,
         grants: Arc<Grants>,
     ) -> Result<PreparedPlugin, SandboxError> {
+        let dirs = OpenedDirs::open(&grants.files).map_err(SandboxError::Files)?;
         let instance_pre = self
             .linker
             .instantiate_pre(component)
             .map_err(|e| SandboxError::Link(format!("{e:#}")))?;
         let pre = PluginPre::new(instance_pre).map_err(|e| SandboxError::Link(format!("{e:#}")))?;
-        Ok(PreparedPlugin { pre, grants })
+        Ok(PreparedPlugin { pre, grants, dirs })
     }
 
     /// A fresh instance of `plugin` in its own store, with its limits in force: the
@@ -225,10 +223,10 @@ impl Sandbox {
     ) -> Result<(Store<CallState>, Plugin), SandboxError> {
         let state = CallState::new(
             plugin.grants.clone(),
+            plugin.dirs.clone(),
             self.credentials.clone(),
             self.load.ticket(),
-        )
-        .map_err(|e| SandboxError::Instantiate(format!("preparing the call: {e:#}")))?;
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
@@ -324,6 +322,8 @@ fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
 /// What one call did: the plugin's answer (or why there is none), and the
 /// credentials it asked for.
 pub struct Invocation {
+    /// The plugin's answer, or why there is none.
     pub outcome: Result<Result<CallResult, CallError>, SandboxError>,
+    /// Every credential request, by name and outcome.
     pub credential_uses: Vec<CredentialUse>,
 }

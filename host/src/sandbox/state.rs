@@ -2,16 +2,18 @@
 //! wasi:http context with its egress policy, the credential source, and the record of
 //! what the call printed and was refused (logged when the store is dropped).
 
-use super::credentials::{CredentialSource, CredentialUse};
+use super::credentials::CredentialUse;
 use super::denials::Denials;
-use super::egress::EgressPolicy;
-use super::fairness::Ticket;
-use super::files::{self, FileGrant};
-use super::fs_audit::OpenFiles;
+use super::env::PluginEnv;
+use super::fs::host::OpenFiles;
+use super::fs::{FileGrant, OpenedDirs};
+use super::http::allowlist::AllowedHost;
+use super::http::hooks::EgressPolicy;
+use super::limits::fairness::Ticket;
 use super::limits::{CallLimiter, Limits};
 use super::stdio::{self, Capture};
-use crate::config::{CredentialName, PluginName};
-use crate::sandbox::egress::AllowedHost;
+use crate::domain::{CredentialName, PluginName};
+use crate::secrets::sources::CredentialSource;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -26,27 +28,51 @@ pub const MAX_HANDLES: usize = 2_000;
 const FIELDS_LIMIT: usize = 32 * 1024;
 
 /// Everything the operator granted one plugin; built once at load, shared by its calls.
-#[derive(Debug)]
+/// Start from [`Grants::none`] and set what is granted.
+#[derive(Debug, Clone)]
 pub struct Grants {
+    /// The plugin the grants are for (named in every log line of its calls).
     pub plugin: PluginName,
     /// The plugin's whole environment.
-    pub env: Vec<(String, String)>,
+    pub env: PluginEnv,
+    /// Credentials it may read through the `credentials` import.
     pub credentials: Vec<CredentialName>,
+    /// Where it may send HTTP requests.
     pub outbound: Vec<AllowedHost>,
+    /// Memory, time, concurrency and output limits.
     pub limits: Limits,
-    /// Preopened directories.
+    /// Directories it may read (and write), checked at load.
     pub files: Vec<FileGrant>,
+}
+
+impl Grants {
+    /// Nothing granted: no environment, credentials, hosts or directories, and the
+    /// default limits.
+    pub fn none(plugin: PluginName) -> Self {
+        Self {
+            plugin,
+            env: PluginEnv::default(),
+            credentials: Vec::new(),
+            outbound: Vec::new(),
+            limits: Limits::default(),
+            files: Vec::new(),
+        }
+    }
 }
 
 /// The data of one call's `Store`; dropped with the store when the call ends.
 pub struct CallState {
+    /// What the plugin was granted.
     pub grants: Arc<Grants>,
+    /// Where credential values come from.
     pub credentials: Arc<dyn CredentialSource>,
     /// Every credential request of this call, in order.
     pub credential_uses: Vec<CredentialUse>,
     /// Memory cap and deadline of this call.
     pub limiter: CallLimiter,
+    /// What the plugin printed to stdout (logged when the call ends).
     pub stdout: Capture,
+    /// What the plugin printed to stderr (logged when the call ends).
     pub stderr: Capture,
     /// This call's place among the calls in flight.
     pub ticket: Ticket,
@@ -55,6 +81,8 @@ pub struct CallState {
     pub(super) wasi: WasiParts,
     /// What the call holds through its filesystem (paths for log lines, open files).
     pub(super) open_files: OpenFiles,
+    /// The plugin's granted directories, opened at load.
+    pub(super) dirs: OpenedDirs,
     http: WasiHttpCtx,
     egress: EgressPolicy,
 }
@@ -67,23 +95,25 @@ pub struct WasiParts {
 }
 
 impl CallState {
+    /// The state of a new call of a plugin with `grants` and its opened `dirs`.
     pub fn new(
         grants: Arc<Grants>,
+        dirs: OpenedDirs,
         credentials: Arc<dyn CredentialSource>,
         ticket: Ticket,
-    ) -> wasmtime::Result<Self> {
+    ) -> Self {
         let (stdout, stderr) = (Capture::default(), Capture::default());
         let mut wasi = WasiCtx::builder();
         // No args, no inherited environment, stdin closed, stdout/stderr captured for
-        // the host log, only the granted directories, and no raw sockets or name
-        // lookups: a plugin reaches the network only through wasi:http.
-        wasi.envs(&grants.env)
+        // the host log, and no raw sockets or name lookups: a plugin reaches the
+        // network only through wasi:http. Its granted directories are handed out by
+        // the filesystem layer (`fs::host`) from `dirs`.
+        wasi.envs(grants.env.vars())
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        files::preopen(&mut wasi, &grants.files)?;
         let limiter = CallLimiter {
             memory: grants.limits.memory,
             deadline: std::time::Instant::now() + grants.limits.timeout,
@@ -96,7 +126,7 @@ impl CallState {
         table.set_max_capacity(MAX_HANDLES);
         let mut http = WasiHttpCtx::new();
         http.set_field_size_limit(FIELDS_LIMIT);
-        Ok(Self {
+        Self {
             ticket,
             limiter,
             stdout,
@@ -106,13 +136,14 @@ impl CallState {
                 table,
             },
             open_files: OpenFiles::default(),
+            dirs,
             http,
             egress: EgressPolicy::new(grants.clone(), denials.clone()),
             denials,
             grants,
             credentials,
             credential_uses: Vec::new(),
-        })
+        }
     }
 }
 

@@ -21,12 +21,16 @@ const DEK_BYTES: usize = 32;
 pub struct Sealed {
     /// Id of the KEK that wrapped `wrapped_dek`.
     pub kek_id: String,
+    /// Nonce of the DEK's wrapping.
     #[serde(with = "b64")]
     pub dek_nonce: Vec<u8>,
+    /// The data key, encrypted under the KEK.
     #[serde(with = "b64")]
     pub wrapped_dek: Vec<u8>,
+    /// Nonce of the value's encryption.
     #[serde(with = "b64")]
     pub nonce: Vec<u8>,
+    /// The value, encrypted under the DEK.
     #[serde(with = "b64")]
     pub ciphertext: Vec<u8>,
 }
@@ -34,12 +38,21 @@ pub struct Sealed {
 /// Why a sealed secret could not be opened. Never carries key or value material.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum OpenError {
+    /// Sealed under another KEK.
     #[error("it was sealed with KEK {found}, but the configured KEK is {expected}")]
-    WrongKek { found: String, expected: String },
+    WrongKek {
+        /// The KEK id it was sealed with.
+        found: String,
+        /// The configured KEK's id.
+        expected: String,
+    },
+    /// The wrapped data key fails authentication.
     #[error("its data key does not decrypt: the store was altered or belongs to another secret")]
     BadDek,
+    /// The value fails authentication.
     #[error("its value does not decrypt: the store was altered or belongs to another secret")]
     BadValue,
+    /// A field has the wrong length.
     #[error("a nonce or key field has the wrong length: the store was altered")]
     Malformed,
 }

@@ -23,23 +23,35 @@ impl std::fmt::Debug for Kek {
     }
 }
 
+/// Why a KEK could not be loaded. Never carries key material.
 #[derive(Debug, thiserror::Error)]
 pub enum KekError {
+    /// The environment variable is not set.
     #[error(
         "the environment variable {0} (the key-encryption key) is not set; create one with `mcp-wasm-host keygen`"
     )]
     EnvMissing(String),
+    /// The text is not base64 of 32 bytes.
     #[error("{0} is not base64 of 32 bytes; create a key with `mcp-wasm-host keygen`")]
     Malformed(String),
+    /// The key file could not be read.
     #[error("cannot read the key file {path}: {source}")]
     FileRead {
+        /// The key file.
         path: String,
+        /// Why.
         source: std::io::Error,
     },
+    /// The key file is readable by others.
     #[error(
         "the key file {path} can be read by group or others (mode {mode:o}); run `chmod 600 {path}`"
     )]
-    FileTooOpen { path: String, mode: u32 },
+    FileTooOpen {
+        /// The key file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
 }
 
 impl Kek {
@@ -105,6 +117,7 @@ impl Kek {
         Zeroizing::new(STANDARD.encode(bytes.as_ref()))
     }
 
+    /// A short public id of the key (a hash prefix), stored with what it wraps.
     pub fn id(&self) -> &str {
         &self.id
     }

@@ -4,11 +4,13 @@
 //! File layout (`format` 1):
 //! `{"format":1,"secrets":{"NAME":{"created":..,"updated":..,"sealed":{..}}}}`.
 
+pub mod admin;
 pub mod envelope;
 pub mod file;
 pub mod kek;
+pub mod sources;
 
-use crate::config::CredentialName;
+use crate::domain::CredentialName;
 use envelope::{OpenError, Sealed};
 use kek::{Kek, KekError};
 use serde::{Deserialize, Serialize};
@@ -24,40 +26,79 @@ pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// Largest store file we read.
 const MAX_STORE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// Why the store could not be read, written or opened. Every message names the store
+/// file; none carries a value or key material.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
+    /// The KEK could not be loaded.
     #[error(transparent)]
     Kek(#[from] KekError),
+    /// The store file could not be read.
     #[error("cannot read the secret store {path}: {source}")]
     Read {
+        /// The store file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// The store file could not be written.
     #[error("cannot write the secret store {path}: {source}")]
     Write {
+        /// The store file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// The file is not a store.
     #[error("the secret store {path} is not a valid store file: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The store file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The file is a store of another format version.
     #[error("the secret store {path} has format {found}; this build reads format {FORMAT}")]
-    Format { path: PathBuf, found: u32 },
+    Format {
+        /// The store file.
+        path: PathBuf,
+        /// The version it has.
+        found: u32,
+    },
+    /// The file is implausibly large.
     #[error("the secret store {path} is larger than {MAX_STORE_BYTES} bytes")]
-    TooLarge { path: PathBuf },
+    TooLarge {
+        /// The store file.
+        path: PathBuf,
+    },
+    /// A secret does not decrypt (wrong KEK, or the store was altered).
     #[error("secret `{name}` in {path} cannot be opened: {source}")]
     Open {
+        /// The store file.
         path: PathBuf,
+        /// The secret.
         name: String,
+        /// Why.
         source: OpenError,
     },
+    /// No secret of that name.
     #[error("no secret `{name}` in {path}")]
-    NotFound { path: PathBuf, name: String },
+    NotFound {
+        /// The store file.
+        path: PathBuf,
+        /// The name asked for.
+        name: String,
+    },
+    /// Not a valid credential name.
     #[error("{0}")]
     InvalidName(String),
+    /// An empty value.
     #[error("the value is empty")]
     EmptyValue,
+    /// A value over [`MAX_VALUE_BYTES`].
     #[error("the value is longer than {MAX_VALUE_BYTES} bytes")]
     ValueTooLarge,
+    /// A value that is not UTF-8.
     #[error("the value is not UTF-8 text")]
     NotText,
 }
@@ -81,8 +122,11 @@ struct Entry {
 /// One row of `secrets list`: never a value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listed {
+    /// The secret's name.
     pub name: String,
+    /// When it was first stored (RFC 3339).
     pub created: String,
+    /// When its value last changed (RFC 3339).
     pub updated: String,
 }
 
@@ -205,6 +249,7 @@ impl SecretStore {
         Ok(file)
     }
 
+    /// The store file.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -1,0 +1,145 @@
+//! The running host: builds the shared state once from a checked config (credential
+//! source, sandbox, plugins, pipeline) and serves it over Streamable HTTP
+//! ([`App::serve_http`]) or stdio ([`App::serve_stdio`]), both through the same
+//! pipeline.
+
+use crate::config::Config;
+use crate::mcp::McpHandler;
+use crate::pipeline::Pipeline;
+use crate::registry::{LoadError, Registry};
+use crate::sandbox::{Sandbox, SandboxError, pool};
+use crate::secrets::sources::{self, CredentialSetupError};
+use crate::server::{self, listener};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+/// How long in-flight requests may run after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the host could not start or stopped serving.
+#[derive(Debug, Error)]
+pub enum AppError {
+    /// A granted credential is unusable (or the store cannot be opened).
+    #[error(transparent)]
+    Credentials(#[from] CredentialSetupError),
+    /// The WebAssembly engine could not be set up.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// A plugin was refused.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The configured address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("serving failed: {0}")]
+    Serve(String),
+}
+
+/// The host, built and ready to serve.
+pub struct App {
+    config: Config,
+    pipeline: Arc<Pipeline>,
+}
+
+impl App {
+    /// Builds everything the config asks for; the first problem stops the start.
+    pub async fn build(config: Config) -> Result<Self, AppError> {
+        let pool = config.pool_size();
+        pool::raise_fd_limit(&pool);
+        let credentials = sources::from_config(&config.secrets, &config.granted_credentials())?;
+        let sandbox = Arc::new(Sandbox::new(credentials, pool)?);
+        let registry = Registry::load(&config.plugins, &sandbox).await?;
+        let pipeline = Arc::new(Pipeline::new(registry, sandbox));
+        Ok(Self { config, pipeline })
+    }
+
+    /// Serves MCP at `/mcp` until Ctrl-C or SIGTERM, then drains requests in flight
+    /// for at most [`DRAIN_TIMEOUT`]. The one line on stdout names the bound address.
+    pub async fn serve_http(self) -> Result<(), AppError> {
+        let shutdown = CancellationToken::new();
+        let listen = self.config.server.listen;
+        let app = server::router(self.pipeline, &self.config.server, shutdown.clone());
+        let (tcp, local) = listener::bind(listen)
+            .await
+            .map_err(|source| AppError::Listen {
+                addr: listen,
+                source,
+            })?;
+        // Scripts and tests read the bound address from this line.
+        println!("mcp-wasm-host listening on http://{local}/mcp");
+        std::io::stdout().flush().ok();
+        tracing::info!(address = %local, "serving MCP at /mcp");
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        let drained = shutdown.clone();
+        tokio::select! {
+            served = listener::serve(tcp, app, shutdown) => {
+                served.map_err(|e| AppError::Serve(e.to_string()))?;
+            }
+            () = async move {
+                drained.cancelled().await;
+                tokio::time::sleep(DRAIN_TIMEOUT).await;
+            } => tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; stopping anyway"),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    /// Serves MCP over stdin and stdout until stdin closes (or Ctrl-C / SIGTERM).
+    /// Nothing but MCP messages is written to stdout; the log goes to stderr.
+    pub async fn serve_stdio(self) -> Result<(), AppError> {
+        use rmcp::ServiceExt;
+        let handler = McpHandler::new(self.pipeline);
+        let service = handler
+            .serve(rmcp::transport::stdio())
+            .await
+            .map_err(|e| AppError::Serve(e.to_string()))?;
+        tracing::info!("serving MCP on stdio");
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        let cancel = service.cancellation_token();
+        tokio::select! {
+            ended = service.waiting() => {
+                ended.map_err(|e| AppError::Serve(e.to_string()))?;
+            }
+            () = shutdown.cancelled() => cancel.cancel(),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Cancels `shutdown` on Ctrl-C or SIGTERM.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    shutdown.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

@@ -1,0 +1,260 @@
+//! Names and quantities every layer shares: plugin and credential names, a SHA-256 pin,
+//! byte sizes and durations as operators write them. The leaf of the module order:
+//! it uses no other module of the crate.
+
+use serde::Deserialize;
+use std::time::Duration;
+
+/// A plugin's name in the config: 1-64 of `a-z 0-9 _ -`, used in logs and errors.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PluginName(String);
+
+/// Longest plugin name.
+const MAX_PLUGIN_NAME: usize = 64;
+
+impl TryFrom<String> for PluginName {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        let ok = (1..=MAX_PLUGIN_NAME).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Self(name))
+        } else {
+            Err(format!(
+                "plugin name `{name}` must be 1-{MAX_PLUGIN_NAME} characters of a-z, 0-9, `_` and `-`"
+            ))
+        }
+    }
+}
+
+impl PluginName {
+    /// The name as written in the config.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PluginName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A credential name: 1-128 of `A-Z a-z 0-9 _ - .`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct CredentialName(String);
+
+/// Longest credential name.
+const MAX_CREDENTIAL_NAME: usize = 128;
+
+impl TryFrom<String> for CredentialName {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        let ok = (1..=MAX_CREDENTIAL_NAME).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if ok {
+            Ok(Self(name))
+        } else {
+            Err(format!(
+                "credential name `{name}` must be 1-{MAX_CREDENTIAL_NAME} characters of A-Z, a-z, \
+                 0-9, `_`, `-` and `.`"
+            ))
+        }
+    }
+}
+
+impl CredentialName {
+    /// The name as plugins ask for it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for CredentialName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A SHA-256 digest written as 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Sha256Pin(pub [u8; 32]);
+
+impl TryFrom<String> for Sha256Pin {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut digest)
+            .map_err(|_| format!("sha256 `{text}` must be 64 hex digits"))?;
+        Ok(Self(digest))
+    }
+}
+
+/// One mebibyte.
+pub const MIB: u64 = 1024 * 1024;
+
+/// A number of bytes, written `"64MiB"`, `"512 KiB"`, `"1GiB"` or as a plain number.
+/// Only binary units: `MB` would be ambiguous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "SizeText")]
+pub struct ByteSize(pub u64);
+
+/// A size as TOML may hold it: a string with a unit, or an integer of bytes.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SizeText {
+    Text(String),
+    Bytes(u64),
+}
+
+impl TryFrom<SizeText> for ByteSize {
+    type Error = String;
+    fn try_from(raw: SizeText) -> Result<Self, String> {
+        match raw {
+            SizeText::Text(text) => ByteSize::parse(&text),
+            SizeText::Bytes(bytes) => Ok(ByteSize(bytes)),
+        }
+    }
+}
+
+impl ByteSize {
+    /// Parses `"64MiB"`, `"512 KiB"`, `"1GiB"` or a plain number of bytes.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let trimmed = text.trim();
+        let split = trimmed
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(trimmed.len());
+        let (digits, unit) = trimmed.split_at(split);
+        let number: u64 = digits
+            .parse()
+            .map_err(|_| format!("`{text}` is not a size like \"64MiB\""))?;
+        let factor = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1024,
+            "MiB" => MIB,
+            "GiB" => 1024 * MIB,
+            other => {
+                return Err(format!(
+                    "`{text}`: unknown unit `{other}`; use B, KiB, MiB or GiB"
+                ));
+            }
+        };
+        number
+            .checked_mul(factor)
+            .map(ByteSize)
+            .ok_or_else(|| format!("`{text}` is too large"))
+    }
+}
+
+impl std::fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bytes = self.0;
+        for (unit, factor) in [("GiB", 1024 * MIB), ("MiB", MIB), ("KiB", 1024)] {
+            if bytes >= factor && bytes.is_multiple_of(factor) {
+                return write!(f, "{}{unit}", bytes / factor);
+            }
+        }
+        write!(f, "{bytes}B")
+    }
+}
+
+/// A duration, written the way people write them: `"250ms"`, `"5s"`, `"10m"`, `"1h 30m"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
+pub struct HumanDuration(pub Duration);
+
+impl TryFrom<String> for HumanDuration {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::parse(&text)
+    }
+}
+
+impl HumanDuration {
+    /// Parses `"250ms"`, `"5s"`, `"10m"`, `"1h 30m"`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        humantime::parse_duration(text.trim())
+            .map(HumanDuration)
+            .map_err(|e| format!("`{text}`: {e} (write e.g. \"5s\" or \"10m\")"))
+    }
+}
+
+impl std::fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        let parse = |t: &str| ByteSize::parse(t).map(|s| s.0);
+        assert_eq!(parse("64MiB"), Ok(64 * MIB));
+        assert_eq!(parse(" 512 KiB "), Ok(512 * 1024));
+        assert_eq!(parse("1GiB"), Ok(1024 * MIB));
+        assert_eq!(parse("4096"), Ok(4096));
+        assert!(parse("64MB").unwrap_err().contains("unknown unit"));
+        assert!(parse("lots").unwrap_err().contains("not a size"));
+        assert!(parse("-1MiB").is_err());
+        assert!(
+            parse("99999999999999GiB")
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert_eq!(ByteSize(64 * MIB).to_string(), "64MiB");
+        assert_eq!(ByteSize(1536).to_string(), "1536B");
+    }
+
+    #[test]
+    fn sizes_in_toml_take_text_or_integers() {
+        #[derive(Deserialize)]
+        struct Wrapper {
+            size: ByteSize,
+        }
+        let parse = |t: &str| toml::from_str::<Wrapper>(t).map(|w| w.size.0);
+        assert_eq!(parse("size = \"2KiB\"").unwrap(), 2048);
+        assert_eq!(parse("size = 2048").unwrap(), 2048);
+        let err = parse("size = \"2 KB\"").unwrap_err().to_string();
+        assert!(
+            err.contains("unknown unit") && err.contains("line 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn durations() {
+        let parse = |t: &str| HumanDuration::parse(t).map(|d| d.0);
+        assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse(" 1h 30m "), Ok(Duration::from_secs(5400)));
+        assert!(parse("soon").unwrap_err().contains("\"5s\""));
+        assert!(parse("5").is_err());
+        assert_eq!(HumanDuration(Duration::from_secs(90)).to_string(), "1m 30s");
+    }
+
+    #[test]
+    fn names() {
+        assert!(PluginName::try_from("weather-2".to_owned()).is_ok());
+        for bad in ["", "Weather", "a b", &"a".repeat(65)] {
+            let err = PluginName::try_from(bad.to_owned()).unwrap_err();
+            assert!(err.contains("plugin name"), "{bad}: {err}");
+        }
+        assert!(CredentialName::try_from("weather.api-key_2".to_owned()).is_ok());
+        for bad in ["", "bad name!", &"k".repeat(129)] {
+            let err = CredentialName::try_from(bad.to_owned()).unwrap_err();
+            assert!(err.contains("credential name"), "{bad}: {err}");
+        }
+        assert!(Sha256Pin::try_from("ab".repeat(32)).is_ok());
+        assert!(Sha256Pin::try_from("abc".to_owned()).is_err());
+    }
+}

@@ -1,0 +1,75 @@
+//! The MCP face of the host: an rmcp `ServerHandler` whose tools are the loaded
+//! plugins' tools, the same over Streamable HTTP and stdio. Each request's
+//! [`CallContext`](crate::pipeline::context::CallContext) is built from what rmcp hands
+//! over ([`context`]); `tools/call` goes to the [`Pipeline`] and its answer comes back
+//! through [`result`].
+
+pub mod context;
+pub mod result;
+
+use crate::pipeline::{Pipeline, ToolCall};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use std::sync::Arc;
+
+/// What clients are told about this server in `initialize` / `server/discover`.
+const INSTRUCTIONS: &str = "Each tool runs in its own WebAssembly sandbox with only the \
+                            access its operator granted.";
+
+/// One handler per MCP session (or per stateless request); all share the pipeline.
+#[derive(Clone)]
+pub struct McpHandler {
+    pipeline: Arc<Pipeline>,
+}
+
+impl McpHandler {
+    /// A handler calling tools through `pipeline`.
+    pub fn new(pipeline: Arc<Pipeline>) -> Self {
+        Self { pipeline }
+    }
+}
+
+impl ServerHandler for McpHandler {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new(
+                "mcp-wasm-host",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        request: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let ctx = context::call_context(&request);
+        Ok(ListToolsResult::with_all_items(
+            self.pipeline.list_tools(&ctx),
+        ))
+    }
+
+    /// rmcp asks this (with no request at hand) to check `Mcp-Param-*` headers
+    /// against a tool's schema; the call itself is checked by the pipeline.
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.pipeline.tool_descriptor(name)
+    }
+
+    async fn call_tool(
+        &self,
+        params: CallToolRequestParams,
+        request: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let ctx = context::call_context(&request);
+        let call = ToolCall {
+            tool: params.name.into_owned(),
+            arguments: params.arguments,
+        };
+        result::to_mcp(self.pipeline.call(&ctx, call).await).map(Into::into)
+    }
+}

@@ -1,0 +1,83 @@
+//! The pipeline's answer in MCP's terms: a [`ToolOutput`] becomes a `CallToolResult`
+//! (WIT content mapped to MCP content blocks), a [`CallError`] an `isError` result the
+//! model can read, or, for a tool that does not exist, a protocol error. The one place
+//! the pipeline's typed errors meet the wire.
+
+use crate::pipeline::{CallError, ToolOutput};
+use crate::sandbox::bindings::mcp::tools::types::Content;
+use base64::Engine as _;
+use rmcp::ErrorData as McpError;
+use rmcp::model::{CallToolResult, ContentBlock, Resource};
+
+/// The answer to a `tools/call`.
+pub fn to_mcp(result: Result<ToolOutput, CallError>) -> Result<CallToolResult, McpError> {
+    match result {
+        Ok(output) => {
+            let content = output.content.into_iter().map(content_block).collect();
+            let mut mapped = if output.is_error {
+                CallToolResult::error(content)
+            } else {
+                CallToolResult::success(content)
+            };
+            mapped.structured_content = output.structured;
+            Ok(mapped)
+        }
+        Err(error @ CallError::UnknownTool(_)) => {
+            Err(McpError::invalid_params(error.to_string(), None))
+        }
+        Err(error) => Ok(CallToolResult::error(vec![ContentBlock::text(
+            error.to_string(),
+        )])),
+    }
+}
+
+fn content_block(content: Content) -> ContentBlock {
+    match content {
+        Content::Text(text) => ContentBlock::text(text),
+        Content::Image(image) => ContentBlock::image(
+            base64::engine::general_purpose::STANDARD.encode(&image.data),
+            image.mime_type,
+        ),
+        Content::ResourceLink(uri) => ContentBlock::resource_link(Resource::new(uri.clone(), uri)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::output::OutputError;
+    use crate::sandbox::bindings::mcp::tools::types::Image;
+
+    #[test]
+    fn outputs_and_errors_map_to_results() {
+        let output = ToolOutput {
+            content: vec![
+                Content::Text("hi".into()),
+                Content::Image(Image {
+                    mime_type: "image/png".into(),
+                    data: vec![1, 2, 3],
+                }),
+                Content::ResourceLink("https://example.com/r".into()),
+            ],
+            structured: Some(serde_json::json!({"n": 1})),
+            is_error: false,
+        };
+        let mapped = to_mcp(Ok(output)).unwrap();
+        assert_eq!(mapped.is_error, Some(false));
+        assert_eq!(mapped.content[0].as_text().unwrap().text, "hi");
+        assert_eq!(mapped.content[1].as_image().unwrap().data, "AQID");
+        assert_eq!(mapped.structured_content, Some(serde_json::json!({"n": 1})));
+
+        let refused = to_mcp(Err(CallError::Output(OutputError::MissingStructured))).unwrap();
+        assert_eq!(refused.is_error, Some(true));
+        assert_eq!(
+            refused.content[0].as_text().unwrap().text,
+            "The tool declares an output schema but returned no structured content"
+        );
+        let unknown = to_mcp(Err(CallError::UnknownTool("nope".into()))).unwrap_err();
+        assert!(
+            unknown.message.contains("unknown tool `nope`"),
+            "{unknown:?}"
+        );
+    }
+}

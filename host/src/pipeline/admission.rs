@@ -1,0 +1,156 @@
+//! Admission: whether a validated call may start now. A plugin whose calls keep
+//! crashing makes new calls wait first ([`super::cooldown`]); then the call takes one
+//! of the plugin's concurrency slots (`limits.max_concurrency`), waiting at most
+//! [`BUSY_WAIT`] before it is answered "busy". The rate limiter joins here.
+
+use super::cooldown::Cooldown;
+use crate::domain::PluginName;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How long a call waits for one of its plugin's concurrency slots before it is
+/// answered "busy".
+pub const BUSY_WAIT: Duration = Duration::from_secs(2);
+
+/// One plugin's slots and cool-down.
+struct Gate {
+    slots: Arc<Semaphore>,
+    /// The `max_concurrency` the slots were made for.
+    limit: u32,
+    cooldown: Cooldown,
+}
+
+/// The gates of every plugin, made on a plugin's first call (and again when a
+/// reloaded plugin's concurrency limit differs).
+#[derive(Default)]
+pub struct Admission {
+    gates: RwLock<HashMap<PluginName, Arc<Gate>>>,
+}
+
+/// A call refused admission: every slot stayed taken for [`BUSY_WAIT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy {
+    /// The plugin's `max_concurrency`.
+    pub limit: u32,
+}
+
+/// A call's place: its slot is held until this is dropped. Dropped without
+/// [`Admitted::finish`] (the call's task panicked) it counts as a crash.
+pub struct Admitted {
+    gate: Arc<Gate>,
+    permit: Option<OwnedSemaphorePermit>,
+    finished: bool,
+}
+
+impl Admitted {
+    /// Records how the call ended (for the cool-down) and gives the slot back.
+    pub fn finish(mut self, crashed: bool) {
+        self.gate.cooldown.record(crashed);
+        self.finished = true;
+        self.permit.take();
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.gate.cooldown.record(true);
+        }
+    }
+}
+
+impl Admission {
+    /// Waits out `plugin`'s cool-down, then for one of its `limit` slots (at most
+    /// [`BUSY_WAIT`]).
+    pub async fn admit(&self, plugin: &PluginName, limit: u32) -> Result<Admitted, Busy> {
+        let gate = self.gate(plugin, limit);
+        let cooldown = gate.cooldown.wait();
+        if !cooldown.is_zero() {
+            tokio::time::sleep(cooldown).await;
+        }
+        match tokio::time::timeout(BUSY_WAIT, gate.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(Admitted {
+                gate,
+                permit: Some(permit),
+                finished: false,
+            }),
+            // The semaphore is never closed; a timeout is the only way here.
+            _ => Err(Busy { limit: gate.limit }),
+        }
+    }
+
+    fn gate(&self, plugin: &PluginName, limit: u32) -> Arc<Gate> {
+        {
+            let gates = self.gates.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(gate) = gates.get(plugin).filter(|g| g.limit == limit) {
+                return gate.clone();
+            }
+        }
+        let mut gates = self.gates.write().unwrap_or_else(|e| e.into_inner());
+        let gate = gates
+            .entry(plugin.clone())
+            .and_modify(|g| {
+                if g.limit != limit {
+                    *g = Arc::new(Gate::new(limit));
+                }
+            })
+            .or_insert_with(|| Arc::new(Gate::new(limit)));
+        gate.clone()
+    }
+}
+
+impl Gate {
+    fn new(limit: u32) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(limit as usize)),
+            limit,
+            cooldown: Cooldown::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(text: &str) -> PluginName {
+        PluginName::try_from(text.to_owned()).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_plugin_answers_busy_and_a_freed_slot_admits() {
+        let admission = Admission::default();
+        let (p, q) = (name("p"), name("q"));
+        let first = admission.admit(&p, 1).await.unwrap();
+        // Every slot taken for BUSY_WAIT (virtual time): busy, naming the limit.
+        assert_eq!(admission.admit(&p, 1).await.err(), Some(Busy { limit: 1 }));
+        // Another plugin has slots of its own.
+        let other = admission.admit(&q, 1).await.unwrap();
+        first.finish(false);
+        let again = admission.admit(&p, 1).await.unwrap();
+        again.finish(false);
+        other.finish(false);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_dropped_unfinished_counts_as_a_crash() {
+        let admission = Admission::default();
+        let p = name("p");
+        drop(admission.admit(&p, 2).await.unwrap());
+        assert!(!admission.gate(&p, 2).cooldown.wait().is_zero());
+        admission.admit(&p, 2).await.unwrap().finish(false);
+        assert!(admission.gate(&p, 2).cooldown.wait().is_zero());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_changed_limit_gets_new_slots() {
+        let admission = Admission::default();
+        let p = name("p");
+        let held = admission.admit(&p, 1).await.unwrap();
+        // A reload raised the limit: the new gate has room at once.
+        admission.admit(&p, 2).await.unwrap().finish(false);
+        held.finish(false);
+    }
+}

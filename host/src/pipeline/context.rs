@@ -1,0 +1,95 @@
+//! Who is calling, from where, over what: the context a request carries from the edge
+//! (HTTP or stdio) through every step of the pipeline to the call's outcome record.
+
+use std::net::SocketAddr;
+
+/// One request's context.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// The request id: the `x-request-id` the HTTP edge set (and returned to the
+    /// client), or a fresh one per request on stdio. Log lines of the call carry it.
+    pub request_id: String,
+    /// Who is calling.
+    pub caller: Caller,
+    /// The client's address (HTTP only).
+    pub peer: Option<SocketAddr>,
+    /// How the request arrived.
+    pub transport: Transport,
+}
+
+impl CallContext {
+    /// A request over stdio: the local user, a fresh request id.
+    pub fn stdio() -> Self {
+        Self {
+            request_id: new_request_id(),
+            caller: Caller::Local,
+            peer: None,
+            transport: Transport::Stdio,
+        }
+    }
+}
+
+/// A fresh, unique request id.
+pub fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Who a request comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The local user of a stdio server (the boundary is the local machine).
+    Local,
+    /// An HTTP client while authentication is off (the listener is loopback only).
+    Anonymous,
+    /// The holder of a verified access token.
+    User(TokenClaims),
+}
+
+impl Caller {
+    /// The subject written in records: the token's subject, or `local` / `anonymous`.
+    pub fn subject(&self) -> &str {
+        match self {
+            Caller::Local => "local",
+            Caller::Anonymous => "anonymous",
+            Caller::User(claims) => &claims.subject,
+        }
+    }
+
+    /// The OAuth client the token was issued to, if any.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Caller::User(claims) => claims.client_id.as_deref(),
+            Caller::Local | Caller::Anonymous => None,
+        }
+    }
+}
+
+/// What a verified access token says about its holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenClaims {
+    /// `sub`: the user.
+    pub subject: String,
+    /// `client_id`: the client the token was issued to.
+    pub client_id: Option<String>,
+    /// `scope`: what the token may do.
+    pub scopes: Vec<String>,
+}
+
+/// How a request reached the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// MCP Streamable HTTP at `/mcp`.
+    Http,
+    /// MCP over standard input and output (`serve --stdio`).
+    Stdio,
+}
+
+impl Transport {
+    /// The transport as records write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Http => "http",
+            Transport::Stdio => "stdio",
+        }
+    }
+}

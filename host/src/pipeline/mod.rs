@@ -1,0 +1,250 @@
+//! One `tools/call`, top to bottom. Every call goes through [`Pipeline::call`]: the
+//! steps of DESIGN.md in order, each returning its value or a typed [`CallError`]
+//! naming what refused the call, and one exit that writes the call's record
+//! ([`outcome::record`]) however the call ended.
+//!
+//! The pipeline knows nothing of MCP's wire types: the MCP layer turns its answer
+//! ([`ToolOutput`] or [`CallError`]) into a result or a protocol error.
+
+pub mod admission;
+pub mod context;
+pub mod cooldown;
+pub mod outcome;
+pub mod output;
+
+use crate::registry::{RegisteredTool, Registry};
+use crate::sandbox::bindings::exports::mcp::tools::tools::CallError as PluginError;
+use crate::sandbox::bindings::mcp::tools::types::Content;
+use crate::sandbox::{Sandbox, SandboxError};
+use admission::{Admission, Busy};
+use arc_swap::ArcSwap;
+use context::CallContext;
+use outcome::Trace;
+use output::OutputError;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::Instant;
+use thiserror::Error;
+use tracing::Instrument;
+
+/// A `tools/call` request as the pipeline sees it.
+#[derive(Debug)]
+pub struct ToolCall {
+    /// The tool's name, as the client sent it.
+    pub tool: String,
+    /// `None` when the client sent no arguments (treated as `{}`).
+    pub arguments: Option<Map<String, Value>>,
+}
+
+/// A tool's checked answer: what reaches the client.
+#[derive(Debug, Clone)]
+pub struct ToolOutput {
+    /// Text, images, links.
+    pub content: Vec<Content>,
+    /// Structured content (checked against the output schema, if the tool has one).
+    pub structured: Option<Value>,
+    /// An error the model should read (the tool ran; the answer is a failure).
+    pub is_error: bool,
+}
+
+/// Why a call produced no [`ToolOutput`]; each names the step that stopped it. The
+/// messages are written for the model and the client: no host internals.
+#[derive(Debug, Error)]
+pub enum CallError {
+    /// No plugin offers the tool (a protocol error, not a tool result).
+    #[error("unknown tool `{0}`; tools/list shows the tools this server offers")]
+    UnknownTool(String),
+    /// The arguments do not match the tool's input schema.
+    #[error("Invalid arguments for `{tool}`: {problems}")]
+    InvalidArguments {
+        /// The tool.
+        tool: String,
+        /// Which fields are wrong, and why.
+        problems: String,
+    },
+    /// Every concurrency slot of the plugin stayed taken.
+    #[error(
+        "The tool `{tool}` is busy: its plugin runs at most {limit} calls at once. Try again \
+         shortly."
+    )]
+    Busy {
+        /// The tool.
+        tool: String,
+        /// The plugin's `max_concurrency`.
+        limit: u32,
+    },
+    /// The plugin could not complete the call (a limit, a trap).
+    #[error("The tool `{tool}` failed: {}", .error.short())]
+    Sandbox {
+        /// The tool.
+        tool: String,
+        /// What happened (the full error is in the host log only).
+        error: SandboxError,
+    },
+    /// The host task running the call panicked.
+    #[error("The tool `{tool}` failed: the plugin crashed")]
+    Panicked {
+        /// The tool.
+        tool: String,
+    },
+    /// The plugin returned a `call-error`.
+    #[error("{}", plugin_error_message(.0))]
+    Plugin(PluginError),
+    /// The plugin's answer was refused.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+/// A plugin's `call-error` as the model reads it.
+fn plugin_error_message(error: &PluginError) -> String {
+    match error {
+        PluginError::InvalidArguments(m) => format!("Invalid arguments: {m}"),
+        PluginError::UnknownTool(m) => format!("The plugin does not know the tool `{m}`"),
+        PluginError::Upstream(m) => format!("Upstream service error: {m}"),
+        PluginError::Internal(m) => format!("The tool failed: {m}"),
+    }
+}
+
+/// Runs tool calls against the loaded plugins.
+pub struct Pipeline {
+    /// The plugins being served; swapped whole when they are reloaded.
+    registry: ArcSwap<Registry>,
+    admission: Admission,
+    sandbox: Arc<Sandbox>,
+}
+
+impl Pipeline {
+    /// A pipeline serving `registry`'s tools in `sandbox`.
+    pub fn new(registry: Registry, sandbox: Arc<Sandbox>) -> Self {
+        Self {
+            registry: ArcSwap::from_pointee(registry),
+            admission: Admission::default(),
+            sandbox,
+        }
+    }
+
+    /// The tools `ctx`'s caller may see, in load order.
+    pub fn list_tools(&self, _ctx: &CallContext) -> Vec<rmcp::model::Tool> {
+        self.registry
+            .load()
+            .tools()
+            .map(|tool| tool.descriptor.clone())
+            .collect()
+    }
+
+    /// The descriptor of tool `name`, for protocol checks made on no caller's behalf
+    /// (rmcp checks `Mcp-Param-*` headers against the input schema with it).
+    pub fn tool_descriptor(&self, name: &str) -> Option<rmcp::model::Tool> {
+        self.registry
+            .load()
+            .tool(name)
+            .map(|tool| tool.descriptor.clone())
+    }
+
+    /// One tool call, step by step, and its record. Tool failures come back as
+    /// [`CallError`]s the MCP layer turns into `isError` results the model can read;
+    /// only a tool that does not exist is a protocol error.
+    pub async fn call(&self, ctx: &CallContext, call: ToolCall) -> Result<ToolOutput, CallError> {
+        let started = Instant::now();
+        let mut trace = Trace::default();
+        let result = self.steps(ctx, &call, &mut trace).await;
+        outcome::record(ctx, &call.tool, &trace, &result, started.elapsed());
+        result
+    }
+
+    async fn steps(
+        &self,
+        ctx: &CallContext,
+        call: &ToolCall,
+        trace: &mut Trace,
+    ) -> Result<ToolOutput, CallError> {
+        // 1. authenticate: done at the edge; `ctx.caller` is who is calling.
+        let tool = self
+            .registry
+            .load()
+            .tool(&call.tool)
+            .cloned()
+            .ok_or_else(|| CallError::UnknownTool(call.tool.chars().take(128).collect()))?;
+        trace.plugin = Some(tool.plugin.clone());
+        // 2. authorize: the tool's required scope (auth issue).
+        // 3. rate limit: per user, per tool, per user x tool (rate-limit issue).
+        // 4. validate the arguments against the tool's JSON Schema.
+        let arguments = Value::Object(call.arguments.clone().unwrap_or_default());
+        tool.input
+            .check(&arguments)
+            .map_err(|problems| CallError::InvalidArguments {
+                tool: call.tool.clone(),
+                problems,
+            })?;
+        // 5. admit: the plugin's cool-down and a concurrency slot.
+        let plugin = &tool.plugin;
+        let limit = plugin.prepared.grants().limits.max_concurrency;
+        let admitted = self
+            .admission
+            .admit(&plugin.name, limit)
+            .await
+            .map_err(|Busy { limit }| {
+                tracing::warn!(call_id = %ctx.request_id, plugin = %plugin.name, tool = call.tool, "busy: concurrency limit reached");
+                CallError::Busy {
+                    tool: call.tool.clone(),
+                    limit,
+                }
+            })?;
+        // 6. invoke in a fresh, capability-scoped instance, within the plugin's limits.
+        let answer = self
+            .invoke(ctx, &tool, &call.tool, &arguments, admitted, trace)
+            .await?;
+        // 7. check the answer against the plugin's output cap and the output schema.
+        Ok(output::check(&tool, answer)?)
+    }
+
+    /// Runs the plugin as a task of its own: a panic anywhere in it ends that call
+    /// only, and the call's slot is held until the task ends even if the client
+    /// leaves.
+    async fn invoke(
+        &self,
+        ctx: &CallContext,
+        tool: &Arc<RegisteredTool>,
+        name: &str,
+        arguments: &Value,
+        admitted: admission::Admitted,
+        trace: &mut Trace,
+    ) -> Result<crate::sandbox::bindings::exports::mcp::tools::tools::CallResult, CallError> {
+        let task = {
+            let (sandbox, tool, name) = (self.sandbox.clone(), tool.clone(), name.to_owned());
+            let arguments = arguments.to_string();
+            // Everything the sandbox logs for this call (refusals, what the plugin
+            // printed) carries its call id.
+            let span = tracing::info_span!("call", call_id = %ctx.request_id);
+            tokio::spawn(
+                async move {
+                    let invocation = sandbox
+                        .call_tool(&tool.plugin.prepared, &name, &arguments)
+                        .await;
+                    admitted.finish(invocation.outcome.is_err());
+                    invocation
+                }
+                .instrument(span),
+            )
+        };
+        let plugin = &tool.plugin.name;
+        let invocation = task.await.map_err(|error| {
+            tracing::error!(call_id = %ctx.request_id, %plugin, tool = name, %error, "tool call panicked in the host");
+            CallError::Panicked {
+                tool: name.to_owned(),
+            }
+        })?;
+        trace.credentials = invocation.credential_uses;
+        match invocation.outcome {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(error)) => Err(CallError::Plugin(error)),
+            Err(error) => {
+                tracing::warn!(call_id = %ctx.request_id, %plugin, tool = name, %error, "tool call failed");
+                Err(CallError::Sandbox {
+                    tool: name.to_owned(),
+                    error,
+                })
+            }
+        }
+    }
+}

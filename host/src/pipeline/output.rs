@@ -1,0 +1,75 @@
+//! The last step before an answer reaches the client: a plugin's `call-result` is
+//! checked against its plugin's output cap, its structured content must be JSON and,
+//! when the tool declares an output schema, match it.
+
+use super::ToolOutput;
+use crate::registry::RegisteredTool;
+use crate::sandbox::bindings::exports::mcp::tools::tools::CallResult;
+use crate::sandbox::bindings::mcp::tools::types::Content;
+use serde_json::Value;
+use thiserror::Error;
+
+/// Why a plugin's answer was refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum OutputError {
+    /// Content and structured content together exceed `limits.max_output`.
+    #[error("The tool's result is {size} bytes, more than the {cap} bytes its plugin may return")]
+    TooLarge {
+        /// Bytes the result carries.
+        size: u64,
+        /// The plugin's `limits.max_output`.
+        cap: u64,
+    },
+    /// `structured` is not JSON.
+    #[error("The tool returned structured content that is not JSON: {0}")]
+    NotJson(String),
+    /// `structured` does not match the tool's output schema.
+    #[error("The tool returned structured content that does not match its output schema: {0}")]
+    Schema(String),
+    /// The tool declares an output schema but sent no structured content.
+    #[error("The tool declares an output schema but returned no structured content")]
+    MissingStructured,
+}
+
+/// Checks `result` as `tool` answered it.
+pub fn check(tool: &RegisteredTool, result: CallResult) -> Result<ToolOutput, OutputError> {
+    let size = result_size(&result);
+    let cap = tool.plugin.prepared.grants().limits.max_output;
+    if size > cap {
+        return Err(OutputError::TooLarge { size, cap });
+    }
+    let structured = match result
+        .structured
+        .as_deref()
+        .map(serde_json::from_str::<Value>)
+    {
+        None => None,
+        Some(Ok(value)) => Some(value),
+        Some(Err(e)) => return Err(OutputError::NotJson(e.to_string())),
+    };
+    if !result.is_error {
+        match (&tool.output, &structured) {
+            (Some(schema), Some(value)) => schema.check(value).map_err(OutputError::Schema)?,
+            (Some(_), None) => return Err(OutputError::MissingStructured),
+            _ => {}
+        }
+    }
+    Ok(ToolOutput {
+        content: result.content,
+        structured,
+        is_error: result.is_error,
+    })
+}
+
+/// Bytes a result carries: its content and its structured content.
+fn result_size(result: &CallResult) -> u64 {
+    let content: usize = result
+        .content
+        .iter()
+        .map(|c| match c {
+            Content::Text(text) | Content::ResourceLink(text) => text.len(),
+            Content::Image(image) => image.data.len() + image.mime_type.len(),
+        })
+        .sum();
+    (content + result.structured.as_ref().map_or(0, String::len)) as u64
+}

@@ -1,0 +1,240 @@
+//! Per-plugin resource limits: `limits = { memory, timeout, max_concurrency,
+//! max_output }` parsed at load, enforced on every call (a memory limiter in the store,
+//! an epoch deadline plus an async timeout, a semaphore, a result-size cap).
+
+pub mod fairness;
+
+use crate::domain::{ByteSize, HumanDuration, MIB};
+use serde::Deserialize;
+use std::time::{Duration, Instant};
+
+/// Default memory cap: enough for a typical Rust or JS plugin with room to spare.
+pub const DEFAULT_MEMORY: u64 = 64 * MIB;
+/// Default deadline for one call, including time blocked on the network.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default number of calls of one plugin running at once.
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 16;
+/// Default cap on the size of one call's result.
+pub const DEFAULT_MAX_OUTPUT: u64 = MIB;
+
+/// Upper bounds an operator may configure; the pooling allocator reserves slots sized
+/// for the largest memory, so this also bounds the host's address-space use.
+pub const MAX_MEMORY: u64 = 4 * 1024 * MIB;
+const MIN_MEMORY: u64 = MIB;
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+const MIN_TIMEOUT: Duration = Duration::from_millis(10);
+/// Most calls of one plugin an operator may let run at once.
+pub const MAX_CONCURRENCY: u32 = 1000;
+const MAX_OUTPUT: u64 = 64 * MIB;
+const MIN_OUTPUT: u64 = 1024;
+
+/// How often the engine's epoch advances: the granularity of CPU deadlines, and how
+/// often a busy plugin yields its worker thread to other calls.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// A plugin's limits, with every field defaulted.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawLimits")]
+pub struct Limits {
+    /// Largest linear memory, in bytes.
+    pub memory: u64,
+    /// Deadline for one call, CPU and waiting together.
+    pub timeout: Duration,
+    /// Calls of this plugin running at once; more wait briefly, then get "busy".
+    pub max_concurrency: u32,
+    /// Largest result (content and structured content), in bytes.
+    pub max_output: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory: DEFAULT_MEMORY,
+            timeout: DEFAULT_TIMEOUT,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            max_output: DEFAULT_MAX_OUTPUT,
+        }
+    }
+}
+
+/// `limits` as written: sizes like `"64MiB"`, durations like `"5s"`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    memory: Option<String>,
+    timeout: Option<String>,
+    max_concurrency: Option<u32>,
+    max_output: Option<String>,
+}
+
+impl TryFrom<RawLimits> for Limits {
+    type Error = String;
+    fn try_from(raw: RawLimits) -> Result<Self, String> {
+        let defaults = Limits::default();
+        let memory = match raw.memory {
+            Some(text) => {
+                ByteSize::parse(&text)
+                    .map_err(|e| format!("limits.memory: {e}"))?
+                    .0
+            }
+            None => defaults.memory,
+        };
+        if !(MIN_MEMORY..=MAX_MEMORY).contains(&memory) {
+            return Err(format!(
+                "limits.memory must be from 1MiB to 4GiB, got {memory} bytes"
+            ));
+        }
+        let timeout = match raw.timeout {
+            Some(text) => {
+                HumanDuration::parse(&text)
+                    .map_err(|e| format!("limits.timeout {e}"))?
+                    .0
+            }
+            None => defaults.timeout,
+        };
+        if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&timeout) {
+            return Err(format!(
+                "limits.timeout must be from 10ms to 1h, got {}",
+                humantime::format_duration(timeout)
+            ));
+        }
+        let max_concurrency = raw.max_concurrency.unwrap_or(defaults.max_concurrency);
+        if !(1..=MAX_CONCURRENCY).contains(&max_concurrency) {
+            return Err(format!(
+                "limits.max_concurrency must be from 1 to {MAX_CONCURRENCY}, got {max_concurrency}"
+            ));
+        }
+        let max_output = match raw.max_output {
+            Some(text) => {
+                ByteSize::parse(&text)
+                    .map_err(|e| format!("limits.max_output: {e}"))?
+                    .0
+            }
+            None => defaults.max_output,
+        };
+        if !(MIN_OUTPUT..=MAX_OUTPUT).contains(&max_output) {
+            return Err(format!(
+                "limits.max_output must be from 1KiB to 64MiB, got {max_output} bytes"
+            ));
+        }
+        Ok(Self {
+            memory,
+            timeout,
+            max_concurrency,
+            max_output,
+        })
+    }
+}
+
+/// Why a call was stopped by a limit: carried as the error of the trap it raises, so
+/// the caller can tell the client which limit it hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LimitHit {
+    /// The call's deadline passed.
+    #[error("timed out after {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    /// The plugin asked for more memory than its limit.
+    #[error("ran out of memory (limit {} MiB)", .0 / MIB)]
+    Memory(u64),
+}
+
+/// The store's resource limiter: refuses memory growth past the plugin's cap with a
+/// trap (a plugin that cannot allocate cannot make progress anyway).
+pub struct CallLimiter {
+    /// Largest linear memory, in bytes.
+    pub memory: u64,
+    /// When the call's time is up.
+    pub deadline: Instant,
+    /// The call's time limit (for the error message).
+    pub timeout: Duration,
+}
+
+impl wasmtime::ResourceLimiter for CallLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.memory {
+            return Err(wasmtime::Error::new(LimitHit::Memory(self.memory)));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; a million entries is far past any real use.
+        Ok(desired <= 1_000_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Limits, String> {
+        #[derive(Deserialize)]
+        struct Wrapper {
+            limits: Limits,
+        }
+        toml::from_str::<Wrapper>(text)
+            .map(|w| w.limits)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_fill_what_is_missing() {
+        let limits = parse("limits = { timeout = \"5s\" }").unwrap();
+        assert_eq!(limits.timeout, Duration::from_secs(5));
+        assert_eq!(limits.memory, DEFAULT_MEMORY);
+        assert_eq!(limits.max_concurrency, DEFAULT_MAX_CONCURRENCY);
+        assert_eq!(limits.max_output, DEFAULT_MAX_OUTPUT);
+        let limits = parse(
+            "limits = { memory = \"32MiB\", timeout = \"250ms\", max_concurrency = 2, max_output = \"8KiB\" }",
+        )
+        .unwrap();
+        assert_eq!(
+            limits,
+            Limits {
+                memory: 32 * MIB,
+                timeout: Duration::from_millis(250),
+                max_concurrency: 2,
+                max_output: 8 * 1024
+            }
+        );
+    }
+
+    #[test]
+    fn bad_limits_are_refused_with_a_reason() {
+        for (text, needle) in [
+            ("limits = { memory = \"512KiB\" }", "from 1MiB"),
+            ("limits = { memory = \"8GiB\" }", "to 4GiB"),
+            ("limits = { memory = \"64MB\" }", "unknown unit"),
+            ("limits = { timeout = \"soon\" }", "limits.timeout"),
+            ("limits = { timeout = \"2h\" }", "to 1h"),
+            ("limits = { max_concurrency = 0 }", "from 1 to"),
+            ("limits = { max_output = \"1B\" }", "from 1KiB"),
+            ("limits = { cpu = 1 }", "unknown field `cpu`"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn limit_messages() {
+        assert_eq!(
+            LimitHit::Timeout(Duration::from_secs(5)).to_string(),
+            "timed out after 5s"
+        );
+        assert_eq!(
+            LimitHit::Memory(64 * MIB).to_string(),
+            "ran out of memory (limit 64 MiB)"
+        );
+    }
+}

@@ -1,0 +1,193 @@
+//! The HTTP edge: the `[server]` config, the axum router (`/mcp`, `/healthz`) with its
+//! tower layers in one documented order, and the listener ([`listener`]).
+//!
+//! Every request passes, outermost first:
+//!
+//! 1. request id: a fresh `x-request-id` (any the client sent is replaced: ids in our
+//!    logs are ours), returned on the response;
+//! 2. `Authorization`, `Cookie` and `Set-Cookie` marked sensitive (never logged);
+//! 3. trace: a `request` span with method, path (never the query) and request id; the
+//!    headers (sensitive ones redacted) and each response at debug level;
+//! 4. body limit: a body is cut off past [`MAX_REQUEST_BODY_BYTES`], and the layer
+//!    that reads it answers 413 (on `/mcp`, the JSON-RPC peek). The body is read up to
+//!    the limit even when its `Content-Length` is larger, so the client is still
+//!    sending when the answer comes and reads a 413, not a reset connection.
+//!
+//! `/mcp` then passes:
+//!
+//! 5. the `Host` and `Origin` check ([`origin`]), answered 403;
+//! 6. (authentication: the auth issue puts the bearer-token check here);
+//! 7. the JSON-RPC peek ([`jsonrpc`]): method and tool name for the layers that need
+//!    them, and malformed `tools/call` arguments answered as a tool error;
+//! 8. rmcp's Streamable HTTP service, handing requests to [`McpHandler`].
+
+pub mod jsonrpc;
+pub mod listener;
+pub mod origin;
+
+use crate::mcp::McpHandler;
+use crate::pipeline::Pipeline;
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Request, header};
+use axum::routing::get;
+use origin::{AllowedOrigin, OriginPolicy};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::map_request_body::MapRequestBodyLayer;
+use tower_http::request_id::PropagateRequestIdLayer;
+use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
+use tower_http::set_header::SetRequestHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+/// Largest JSON-RPC request body: tool arguments are small; this bounds memory per
+/// request long before a schema sees it.
+pub const MAX_REQUEST_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// The request id header.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// `[server]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where to listen. Port 0 picks a free port; the bound address is printed.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Canonical base URL clients use; its host is accepted in the `Host` header.
+    #[serde(default)]
+    pub public_url: Option<url::Url>,
+    /// Browser origins allowed to call `/mcp` (e.g. `https://app.example.com`,
+    /// `http://localhost:*`).
+    #[serde(default)]
+    pub allowed_origins: Vec<AllowedOrigin>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            public_url: None,
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+impl ServerConfig {
+    /// Checks what serde cannot: a loopback listener, an http(s) public URL.
+    pub fn check(&self) -> Result<(), String> {
+        let listen = self.listen;
+        if !listen.ip().is_loopback() {
+            return Err(format!(
+                "[server] listen = \"{listen}\": only loopback addresses are allowed until \
+                 TLS and authentication are configured; use 127.0.0.1 or [::1]"
+            ));
+        }
+        if let Some(url) = &self.public_url
+            && (!matches!(url.scheme(), "http" | "https") || url.host_str().is_none())
+        {
+            return Err(format!(
+                "[server] public_url = \"{url}\" must be an http:// or https:// URL with a host"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The router: `/mcp` (MCP Streamable HTTP) and `/healthz`, behind the layers listed
+/// in this module's documentation, in that order.
+pub fn router(
+    pipeline: Arc<Pipeline>,
+    config: &ServerConfig,
+    shutdown: CancellationToken,
+) -> Router {
+    let policy = Arc::new(OriginPolicy::new(
+        config.public_url.as_ref(),
+        &config.allowed_origins,
+    ));
+    let mcp = Router::new()
+        .fallback_service(mcp_service(pipeline, shutdown))
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::middleware::from_fn_with_state(
+                    policy,
+                    origin::check_host_and_origin,
+                ))
+                .layer(axum::middleware::from_fn(jsonrpc::peek_request)),
+        );
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .nest("/mcp", mcp)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestHeaderLayer::overriding(
+                    X_REQUEST_ID,
+                    |_: &Request<_>| {
+                        HeaderValue::from_str(&crate::pipeline::context::new_request_id()).ok()
+                    },
+                ))
+                .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
+                .layer(SetSensitiveHeadersLayer::new([
+                    header::AUTHORIZATION,
+                    header::COOKIE,
+                    header::SET_COOKIE,
+                ]))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|request: &Request<_>| {
+                            let id = request
+                                .headers()
+                                .get(&X_REQUEST_ID)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("-");
+                            tracing::info_span!(
+                                "request",
+                                method = %request.method(),
+                                path = %request.uri().path(),
+                                request_id = %id,
+                            )
+                        })
+                        .on_request(|request: &Request<_>, _: &tracing::Span| {
+                            tracing::debug!(headers = ?request.headers(), "request");
+                        }),
+                )
+                .layer(MapRequestBodyLayer::new(|body| {
+                    axum::body::Body::new(http_body_util::Limited::new(
+                        body,
+                        MAX_REQUEST_BODY_BYTES,
+                    ))
+                })),
+        )
+}
+
+/// rmcp's Streamable HTTP service: JSON answers to plain requests (SSE only when a
+/// call streams), sessions (2025-11-25) and stateless requests (2026-07-28). Its own
+/// Host/Origin check and body limit are off: the layers above do both, once.
+fn mcp_service(
+    pipeline: Arc<Pipeline>,
+    shutdown: CancellationToken,
+) -> StreamableHttpService<McpHandler, LocalSessionManager> {
+    let transport = StreamableHttpServerConfig::default()
+        .with_json_response(true)
+        .disable_allowed_hosts()
+        .disable_allowed_origins()
+        .with_max_request_body_bytes(usize::MAX)
+        .with_cancellation_token(shutdown);
+    let handler = McpHandler::new(pipeline);
+    StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        Arc::new(LocalSessionManager::default()),
+        transport,
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,57 @@
+//! MCP clients as the tests use them: rmcp over Streamable HTTP, and the fixture
+//! plugin's tool.
+
+/// An rmcp client connected to `url` over Streamable HTTP.
+pub async fn connect(url: &str) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    use rmcp::ServiceExt;
+    let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.to_owned());
+    ().serve(transport).await.expect("the MCP client connects")
+}
+
+/// This machine's host name, which resolves (through /etc/hosts) to a loopback or
+/// private address: a name the allowlist grants that leads somewhere internal.
+pub fn internal_host_name() -> String {
+    use std::net::ToSocketAddrs;
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("the host name is readable")
+        .trim()
+        .to_owned();
+    let addrs: Vec<_> = (name.as_str(), 80)
+        .to_socket_addrs()
+        .unwrap_or_else(|e| panic!("host name {name} does not resolve: {e}"))
+        .collect();
+    assert!(
+        addrs.iter().all(|a| {
+            let ip = a.ip();
+            ip.is_loopback() || matches!(ip, std::net::IpAddr::V4(v4) if v4.is_private())
+        }),
+        "host name {name} resolves to {addrs:?}, not an internal address: the test needs one"
+    );
+    name
+}
+
+/// A connected rmcp client, as the tests use it.
+pub type Client = rmcp::service::RunningService<rmcp::RoleClient, ()>;
+
+/// Calls the fixture plugin's `fixture` tool with `arguments` (a JSON object).
+pub async fn call_fixture(
+    client: &Client,
+    arguments: serde_json::Value,
+) -> rmcp::model::CallToolResult {
+    client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("fixture")
+                .with_arguments(arguments.as_object().expect("an object").clone()),
+        )
+        .await
+        .expect("tools/call answers")
+}
+
+/// The text of a result's first content block.
+pub fn first_text(result: &rmcp::model::CallToolResult) -> String {
+    result.content[0]
+        .as_text()
+        .expect("text content")
+        .text
+        .clone()
+}

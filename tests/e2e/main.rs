@@ -1,0 +1,18 @@
+//! End-to-end tests: the real host process, real MCP clients (rmcp, the Python and
+//! TypeScript SDKs), real HTTP upstreams. One test binary: each links wasmtime, so one
+//! link instead of one per file.
+
+mod common;
+
+mod files;
+mod hostile;
+mod limits;
+mod loading;
+mod python_sdk;
+mod records;
+mod results;
+mod secrets;
+mod stdio;
+mod transport;
+mod typescript_sdk;
+mod weather;
