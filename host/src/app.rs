@@ -3,6 +3,7 @@
 //! ([`App::serve_http`]) or stdio ([`App::serve_stdio`]), both through the same
 //! pipeline.
 
+use crate::auth::{Auth, AuthError};
 use crate::config::Config;
 use crate::mcp::McpHandler;
 use crate::pipeline::Pipeline;
@@ -32,6 +33,9 @@ pub enum AppError {
     /// A plugin was refused.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// Authentication could not be set up.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// The listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -68,13 +72,32 @@ impl App {
     pub async fn serve_http(self) -> Result<(), AppError> {
         let shutdown = CancellationToken::new();
         let listen = self.config.server.listen;
-        let app = server::router(self.pipeline, &self.config.server, shutdown.clone());
         let (tcp, local) = listener::bind(listen)
             .await
             .map_err(|source| AppError::Listen {
                 addr: listen,
                 source,
             })?;
+        // The resource URI (tokens' audience) depends on the address clients use.
+        let base = server::public_base(&self.config.server, local);
+        let auth = Auth::build(&self.config.auth, &base, self.pipeline.scopes()).await?;
+        if auth.is_off() {
+            tracing::warn!(
+                "authentication is off ([auth] mode = \"off\"): anyone who can reach \
+                 {local} can call every tool"
+            );
+        } else {
+            tracing::info!(
+                resource = auth.resource(),
+                "access tokens are required at /mcp"
+            );
+        }
+        let app = server::router(
+            self.pipeline,
+            Arc::new(auth),
+            &self.config.server,
+            shutdown.clone(),
+        );
         // Scripts and tests read the bound address from this line.
         println!("mcp-wasm-host listening on http://{local}/mcp");
         std::io::stdout().flush().ok();

@@ -2,10 +2,12 @@
 //! line), checked once at start, relative paths resolved against the file's folder.
 //!
 //! This module only composes: each section's type and its checks belong to the module
-//! that uses it (`[server]` to [`crate::server`], `[secrets]` to [`crate::secrets`],
+//! that uses it (`[server]` to [`crate::server`], `[auth]` to [`crate::auth`],
+//! `[secrets]` to [`crate::secrets`],
 //! `[plugins.NAME]` to [`crate::registry`], whose grant keys belong to the sandbox's
 //! capabilities).
 
+use crate::auth::config::AuthConfig;
 use crate::domain::{CredentialName, PluginName};
 use crate::registry::PluginConfig;
 use crate::sandbox::pool::PoolSize;
@@ -62,6 +64,9 @@ pub struct Config {
     /// `[server]`: where and how to listen.
     #[serde(default)]
     pub server: ServerConfig,
+    /// `[auth]`: how requests to `/mcp` are authenticated.
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// `[secrets]`: where credential values come from.
     #[serde(default)]
     pub secrets: SecretsConfig,
@@ -126,6 +131,7 @@ impl Config {
                 .map_err(|e| Problem::Invalid(format!("[plugins.{name}] {e}")))?;
         }
         config.secrets.resolve(base).map_err(Problem::Invalid)?;
+        config.auth.resolve(base).map_err(Problem::Invalid)?;
         Ok(config)
     }
 }

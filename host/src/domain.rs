@@ -97,6 +97,63 @@ impl TryFrom<String> for Sha256Pin {
     }
 }
 
+/// An OAuth scope: 1-128 of the characters RFC 6749 allows in a scope token (printable
+/// ASCII but space, `"` and `\`). A scope made of `:`-separated parts is covered by
+/// each of its prefixes: a token holding `weather` may do what `weather:read` allows.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Scope(String);
+
+impl From<Scope> for String {
+    fn from(scope: Scope) -> String {
+        scope.0
+    }
+}
+
+/// Longest scope.
+const MAX_SCOPE: usize = 128;
+
+impl TryFrom<String> for Scope {
+    type Error = String;
+    fn try_from(scope: String) -> Result<Self, String> {
+        let ok = (1..=MAX_SCOPE).contains(&scope.len())
+            && scope
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+        if ok {
+            Ok(Self(scope))
+        } else {
+            Err(format!(
+                "scope `{scope}` must be 1-{MAX_SCOPE} printable ASCII characters without \
+                 spaces, `\"` or `\\`"
+            ))
+        }
+    }
+}
+
+impl Scope {
+    /// The scope as tokens and challenges write it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether holding `self` allows what `needed` allows: the same scope, or a broader
+    /// one (`weather` covers `weather:read` and `weather:read:hourly`).
+    pub fn covers(&self, needed: &Scope) -> bool {
+        needed.0 == self.0
+            || needed
+                .0
+                .strip_prefix(self.0.as_str())
+                .is_some_and(|rest| rest.starts_with(':'))
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// One mebibyte.
 pub const MIB: u64 = 1024 * 1024;
 
@@ -240,6 +297,21 @@ mod tests {
         assert!(parse("soon").unwrap_err().contains("\"5s\""));
         assert!(parse("5").is_err());
         assert_eq!(HumanDuration(Duration::from_secs(90)).to_string(), "1m 30s");
+    }
+
+    #[test]
+    fn scopes_and_their_hierarchy() {
+        let scope = |s: &str| Scope::try_from(s.to_owned()).unwrap();
+        assert!(scope("weather").covers(&scope("weather")));
+        assert!(scope("weather").covers(&scope("weather:read")));
+        assert!(scope("weather:read").covers(&scope("weather:read:hourly")));
+        assert!(!scope("weather:read").covers(&scope("weather")));
+        assert!(!scope("weather").covers(&scope("weatherman")));
+        assert!(!scope("weather:read").covers(&scope("weather:write")));
+        for bad in ["", "two words", "quo\"te", "back\\slash", "tab\t", "é"] {
+            let err = Scope::try_from(bad.to_owned()).unwrap_err();
+            assert!(err.contains("scope"), "{bad:?}: {err}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`app`]: builds the shared state once; serves it over HTTP or stdio.
 //! - [`config`]: `host.toml`, composed of the sections the modules below own.
 //! - [`server`]: the HTTP edge: router, tower layers in order, listener, Host/Origin.
+//! - [`auth`]: the OAuth protected resource: bearer tokens verified into callers.
 //! - [`mcp`]: the rmcp `ServerHandler`; request context in, MCP results out.
 //! - [`pipeline`]: one tool call, step by step, and its one outcome record.
 //! - [`inspect`]: `plugin inspect`: what a component offers and asks for.
@@ -19,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -2,7 +2,7 @@
 //! against its pin), compiled, pre-linked and asked for its tools once; every tool's
 //! schemas are checked and compiled here, so a bad plugin is refused at start.
 
-use crate::domain::{CredentialName, PluginName, Sha256Pin};
+use crate::domain::{CredentialName, PluginName, Scope, Sha256Pin};
 use crate::sandbox::bindings::exports::mcp::tools::tools::Tool as WitTool;
 use crate::sandbox::env::PluginEnv;
 use crate::sandbox::fs::{self, FileGrant, FileGrantConfig};
@@ -54,6 +54,12 @@ pub struct PluginConfig {
     /// `files`, checked and canonicalized when the config is loaded.
     #[serde(skip)]
     pub file_grants: Vec<FileGrant>,
+    /// The scope a token needs to call each tool, by tool name.
+    #[serde(default)]
+    pub scopes: BTreeMap<String, Scope>,
+    /// The scope a token needs to call a tool not in `scopes` (none: any valid token).
+    #[serde(default)]
+    pub default_scope: Option<Scope>,
 }
 
 impl PluginConfig {
@@ -134,6 +140,19 @@ pub enum LoadError {
         /// What is wrong.
         reason: String,
     },
+    /// `scopes` names a tool the plugin does not offer.
+    #[error(
+        "plugin `{plugin}`: scopes names the tool `{tool}`, which the plugin does not offer \
+         (it offers: {offered})"
+    )]
+    UnknownScopedTool {
+        /// The plugin.
+        plugin: PluginName,
+        /// The name in `scopes`.
+        tool: String,
+        /// The tools it does offer.
+        offered: String,
+    },
     /// Two plugins offer a tool of the same name.
     #[error("plugin `{plugin}`: tool `{tool}` is already provided by plugin `{other}`")]
     DuplicateTool {
@@ -166,6 +185,8 @@ pub struct RegisteredTool {
     pub input: CompiledSchema,
     /// Its structured result's schema, compiled, if it declares one.
     pub output: Option<CompiledSchema>,
+    /// The scope a token needs to call it (`None`: any valid token).
+    pub scope: Option<Scope>,
 }
 
 /// Every tool of every loaded plugin, by name.
@@ -198,7 +219,24 @@ impl Registry {
                 tracing::warn!(plugin = %name, "plugin offers no tools");
             }
             for tool in tools {
-                registry.add(&plugin, tool)?;
+                let scope = plugin_config
+                    .scopes
+                    .get(&tool.name)
+                    .or(plugin_config.default_scope.as_ref())
+                    .cloned();
+                registry.add(&plugin, tool, scope)?;
+            }
+            let offered = registry.tools_of(name);
+            if let Some(unknown) = plugin_config
+                .scopes
+                .keys()
+                .find(|tool| !offered.contains(&tool.as_str()))
+            {
+                return Err(LoadError::UnknownScopedTool {
+                    plugin: name.clone(),
+                    tool: unknown.clone(),
+                    offered: offered.join(", "),
+                });
             }
             tracing::info!(
                 plugin = %name,
@@ -209,7 +247,12 @@ impl Registry {
         Ok(registry)
     }
 
-    fn add(&mut self, plugin: &Arc<LoadedPlugin>, tool: WitTool) -> Result<(), LoadError> {
+    fn add(
+        &mut self,
+        plugin: &Arc<LoadedPlugin>,
+        tool: WitTool,
+        scope: Option<Scope>,
+    ) -> Result<(), LoadError> {
         let refuse = |reason: String| LoadError::Tool {
             plugin: plugin.name.clone(),
             tool: tool.name.chars().take(MAX_TOOL_NAME_CHARS + 1).collect(),
@@ -255,6 +298,7 @@ impl Registry {
                 descriptor,
                 input,
                 output,
+                scope,
             }),
         );
         Ok(())
@@ -268,6 +312,14 @@ impl Registry {
     /// Every tool, in load order.
     pub fn tools(&self) -> impl Iterator<Item = &Arc<RegisteredTool>> {
         self.order.iter().filter_map(|name| self.tools.get(name))
+    }
+
+    /// Every scope some tool needs, sorted, each once.
+    pub fn scopes(&self) -> Vec<Scope> {
+        let mut scopes: Vec<Scope> = self.tools().filter_map(|t| t.scope.clone()).collect();
+        scopes.sort();
+        scopes.dedup();
+        scopes
     }
 
     fn tools_of(&self, plugin: &PluginName) -> Vec<&str> {

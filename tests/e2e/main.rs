@@ -4,6 +4,7 @@
 
 mod common;
 
+mod auth;
 mod files;
 mod hostile;
 mod limits;

@@ -14,24 +14,26 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Builds the context of one request.
 pub fn call_context(request: &RequestContext<RoleServer>) -> CallContext {
-    let Some(parts) = request.extensions.get::<http::request::Parts>() else {
-        return CallContext::stdio();
-    };
-    let request_id = parts
-        .headers
+    match request.extensions.get::<http::request::Parts>() {
+        Some(parts) => http_context(&parts.headers, &parts.extensions),
+        None => CallContext::stdio(),
+    }
+}
+
+/// The context of an HTTP request, from its headers and extensions.
+pub fn http_context(headers: &http::HeaderMap, extensions: &http::Extensions) -> CallContext {
+    let request_id = headers
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .map_or_else(new_request_id, ToOwned::to_owned);
     CallContext {
         request_id,
         // Set by the authentication layer when it verified a token.
-        caller: parts
-            .extensions
+        caller: extensions
             .get::<Caller>()
             .cloned()
             .unwrap_or(Caller::Anonymous),
-        peer: parts
-            .extensions
+        peer: extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| *addr),
         transport: Transport::Http,

@@ -1,6 +1,7 @@
 //! Who is calling, from where, over what: the context a request carries from the edge
 //! (HTTP or stdio) through every step of the pipeline to the call's outcome record.
 
+use crate::domain::Scope;
 use std::net::SocketAddr;
 
 /// One request's context.
@@ -55,6 +56,18 @@ impl Caller {
         }
     }
 
+    /// Whether the caller may do what `needed` allows (anything, when nothing is
+    /// needed). Local and anonymous callers may do everything: there is no token to
+    /// limit them.
+    pub fn may(&self, needed: Option<&Scope>) -> bool {
+        match (self, needed) {
+            (_, None) | (Caller::Local | Caller::Anonymous, _) => true,
+            (Caller::User(claims), Some(needed)) => {
+                claims.scopes.iter().any(|held| held.covers(needed))
+            }
+        }
+    }
+
     /// The OAuth client the token was issued to, if any.
     pub fn client_id(&self) -> Option<&str> {
         match self {
@@ -72,7 +85,7 @@ pub struct TokenClaims {
     /// `client_id`: the client the token was issued to.
     pub client_id: Option<String>,
     /// `scope`: what the token may do.
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
 }
 
 /// How a request reached the host.

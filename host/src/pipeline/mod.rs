@@ -12,6 +12,7 @@ pub mod cooldown;
 pub mod outcome;
 pub mod output;
 
+use crate::domain::Scope;
 use crate::registry::{RegisteredTool, Registry};
 use crate::sandbox::bindings::exports::mcp::tools::tools::CallError as PluginError;
 use crate::sandbox::bindings::mcp::tools::types::Content;
@@ -54,6 +55,15 @@ pub enum CallError {
     /// No plugin offers the tool (a protocol error, not a tool result).
     #[error("unknown tool `{0}`; tools/list shows the tools this server offers")]
     UnknownTool(String),
+    /// The caller's token lacks the scope the tool needs. Over HTTP the edge answers
+    /// this with a 403 before the pipeline; this is the pipeline's own check.
+    #[error("The tool `{tool}` needs the scope `{scope}`, which the caller's token lacks")]
+    Forbidden {
+        /// The tool.
+        tool: String,
+        /// The scope it needs.
+        scope: Scope,
+    },
     /// The arguments do not match the tool's input schema.
     #[error("Invalid arguments for `{tool}`: {problems}")]
     InvalidArguments {
@@ -123,13 +133,28 @@ impl Pipeline {
         }
     }
 
-    /// The tools `ctx`'s caller may see, in load order.
-    pub fn list_tools(&self, _ctx: &CallContext) -> Vec<rmcp::model::Tool> {
+    /// The tools `ctx`'s caller may call, in load order.
+    pub fn list_tools(&self, ctx: &CallContext) -> Vec<rmcp::model::Tool> {
         self.registry
             .load()
             .tools()
+            .filter(|tool| ctx.caller.may(tool.scope.as_ref()))
             .map(|tool| tool.descriptor.clone())
             .collect()
+    }
+
+    /// The scope a token needs to call tool `name` (`None`: no such tool, or it needs
+    /// none).
+    pub fn required_scope(&self, name: &str) -> Option<Scope> {
+        self.registry
+            .load()
+            .tool(name)
+            .and_then(|t| t.scope.clone())
+    }
+
+    /// Every scope some tool needs.
+    pub fn scopes(&self) -> Vec<Scope> {
+        self.registry.load().scopes()
     }
 
     /// The descriptor of tool `name`, for protocol checks made on no caller's behalf
@@ -166,7 +191,15 @@ impl Pipeline {
             .cloned()
             .ok_or_else(|| CallError::UnknownTool(call.tool.chars().take(128).collect()))?;
         trace.plugin = Some(tool.plugin.clone());
-        // 2. authorize: the tool's required scope (auth issue).
+        // 2. authorize: the caller's token holds the scope the tool needs.
+        if !ctx.caller.may(tool.scope.as_ref())
+            && let Some(scope) = tool.scope.clone()
+        {
+            return Err(CallError::Forbidden {
+                tool: call.tool.clone(),
+                scope,
+            });
+        }
         // 3. rate limit: per user, per tool, per user x tool (rate-limit issue).
         // 4. validate the arguments against the tool's JSON Schema.
         let arguments = Value::Object(call.arguments.clone().unwrap_or_default());

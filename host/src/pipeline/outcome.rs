@@ -23,6 +23,10 @@ pub enum Outcome {
     InvalidArguments,
     /// No plugin offers the tool.
     UnknownTool,
+    /// No valid access token (refused at the HTTP edge).
+    Unauthenticated,
+    /// The token lacks the scope the tool needs.
+    Forbidden,
     /// Every concurrency slot of the plugin stayed taken.
     Busy,
     /// The call ran out of time.
@@ -45,6 +49,8 @@ impl Outcome {
             Outcome::ToolError => "tool_error",
             Outcome::InvalidArguments => "invalid_arguments",
             Outcome::UnknownTool => "unknown_tool",
+            Outcome::Unauthenticated => "unauthenticated",
+            Outcome::Forbidden => "forbidden",
             Outcome::Busy => "busy",
             Outcome::Timeout => "timeout",
             Outcome::OutOfMemory => "out_of_memory",
@@ -61,6 +67,7 @@ impl Outcome {
             Ok(_) => Outcome::Ok,
             Err(error) => match error {
                 CallError::UnknownTool(_) => Outcome::UnknownTool,
+                CallError::Forbidden { .. } => Outcome::Forbidden,
                 CallError::InvalidArguments { .. } => Outcome::InvalidArguments,
                 CallError::Busy { .. } => Outcome::Busy,
                 CallError::Plugin(_) => Outcome::ToolError,
@@ -121,4 +128,48 @@ pub fn record(
         duration_us = duration.as_micros() as u64,
         "tool call"
     );
+}
+
+/// Writes the record of a request refused at the HTTP edge, before the pipeline: a
+/// `tool call` record for a `tools/call` (its tool named), a `request refused` record
+/// for anything else. `step` is what refused it (`authenticate`, `authorize`).
+pub fn record_refused(
+    ctx: &CallContext,
+    method: Option<&str>,
+    tool: Option<&str>,
+    step: &str,
+    outcome: Outcome,
+    reason: &str,
+) {
+    let method: String = method.unwrap_or("-").chars().take(64).collect();
+    let tool: String = tool.unwrap_or("-").chars().take(128).collect();
+    let peer = ctx.peer.map_or_else(|| "-".to_owned(), |p| p.to_string());
+    if method == "tools/call" {
+        tracing::info!(
+            call_id = %ctx.request_id,
+            outcome = %outcome.as_str(),
+            plugin = "-",
+            tool = ?tool,
+            subject = ?ctx.caller.subject(),
+            client_id = ?ctx.caller.client_id().unwrap_or("-"),
+            transport = %ctx.transport.as_str(),
+            %peer,
+            step,
+            reason,
+            "tool call"
+        );
+    } else {
+        tracing::info!(
+            call_id = %ctx.request_id,
+            outcome = %outcome.as_str(),
+            method = ?method,
+            subject = ?ctx.caller.subject(),
+            client_id = ?ctx.caller.client_id().unwrap_or("-"),
+            transport = %ctx.transport.as_str(),
+            %peer,
+            step,
+            reason,
+            "request refused"
+        );
+    }
 }

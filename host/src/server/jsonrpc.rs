@@ -15,6 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::sync::Arc;
 
 use super::MAX_REQUEST_BODY_BYTES;
 
@@ -43,6 +44,11 @@ pub struct Peeked {
     /// `params.name` of a `tools/call` (cut to 128 characters).
     pub tool: Option<String>,
 }
+
+/// A `tools/call` whose `arguments` is not an object, kept in the request's
+/// extensions for [`answer_malformed_arguments`]: the answer, ready to send.
+#[derive(Clone)]
+struct Malformed(Arc<Response<String>>);
 
 /// Longest tool name kept from a request (the MCP spec's limit).
 const MAX_TOOL_NAME: usize = 128;
@@ -97,9 +103,9 @@ fn bad_arguments(body: &[u8]) -> Option<(BadArguments, Option<&RawValue>)> {
     Some((BadArguments { tool, found }, envelope.id))
 }
 
-/// The tower layer's function for `/mcp`: buffers a POST body (rmcp does too; the
-/// body limit layer has capped it), records what it asks for in [`Peeked`], and
-/// answers malformed `tools/call` arguments itself.
+/// The peek layer for `/mcp`: buffers a POST body (rmcp does too; the body limit layer
+/// has capped it) and records what it asks for in [`Peeked`] for the layers after it.
+/// It answers nothing itself (but a body it cannot read): authentication comes next.
 pub async fn peek_request(request: Request, next: Next) -> Response {
     if request.method() != Method::POST {
         return next.run(request).await;
@@ -116,10 +122,24 @@ pub async fn peek_request(request: Request, next: Next) -> Response {
             .get("mcp-protocol-version")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v >= "2026-07-28");
-        return tool_error_response(&bad, id, modern);
+        let answer = tool_error_response(&bad, id, modern);
+        parts.extensions.insert(Malformed(Arc::new(answer)));
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// The layer that answers a `tools/call` whose `arguments` is not an object (found by
+/// the peek) with a tool error, after the caller was authenticated and authorized.
+pub async fn answer_malformed_arguments(request: Request, next: Next) -> Response {
+    match request.extensions().get::<Malformed>() {
+        Some(Malformed(answer)) => {
+            let mut response = Response::new(Body::from(answer.body().clone()));
+            *response.headers_mut() = answer.headers().clone();
+            response
+        }
+        None => next.run(request).await,
+    }
 }
 
 /// The answer when the body could not be read: too large (the body limit layer cut
@@ -144,7 +164,11 @@ fn unreadable_body(error: &axum::Error) -> Response {
     }
 }
 
-fn tool_error_response(bad: &BadArguments, id: Option<&RawValue>, modern: bool) -> Response {
+fn tool_error_response(
+    bad: &BadArguments,
+    id: Option<&RawValue>,
+    modern: bool,
+) -> Response<String> {
     let text = format!(
         "Invalid arguments for `{}`: arguments must be a JSON object, got {}",
         bad.tool, bad.found
@@ -160,7 +184,7 @@ fn tool_error_response(bad: &BadArguments, id: Option<&RawValue>, modern: bool) 
         .and_then(|raw| serde_json::from_str(raw.get()).ok())
         .unwrap_or(serde_json::Value::Null);
     let body = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": result});
-    let mut response = Response::new(Body::from(body.to_string()));
+    let mut response = Response::new(body.to_string());
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -239,10 +263,7 @@ mod tests {
         for modern in [true, false] {
             let response = tool_error_response(&bad, id, modern);
             assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
-            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap();
-            let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let answer: serde_json::Value = serde_json::from_str(response.body()).unwrap();
             assert_eq!(answer["jsonrpc"], "2.0");
             assert_eq!(answer["id"], "abc");
             assert_eq!(answer["result"]["isError"], true);

@@ -16,15 +16,23 @@
 //! `/mcp` then passes:
 //!
 //! 5. the `Host` and `Origin` check ([`origin`]), answered 403;
-//! 6. (authentication: the auth issue puts the bearer-token check here);
-//! 7. the JSON-RPC peek ([`jsonrpc`]): method and tool name for the layers that need
-//!    them, and malformed `tools/call` arguments answered as a tool error;
-//! 8. rmcp's Streamable HTTP service, handing requests to [`McpHandler`].
+//! 6. the JSON-RPC peek ([`jsonrpc`]): method and tool name, for the layers after it;
+//! 7. authentication ([`authn`]): the bearer token becomes the request's caller, or
+//!    401 with a challenge (400 for a token in the query string);
+//! 8. authorization ([`authn`]): a `tools/call` whose token lacks the tool's scope is
+//!    answered 403 `insufficient_scope`;
+//! 9. malformed `tools/call` arguments answered as a tool error ([`jsonrpc`]);
+//! 10. rmcp's Streamable HTTP service, handing requests to [`McpHandler`].
+//!
+//! `/.well-known/oauth-protected-resource[/mcp]` serves the protected resource
+//! metadata; `/healthz` answers `ok`. Neither passes the Host check or authentication.
 
+pub mod authn;
 pub mod jsonrpc;
 pub mod listener;
 pub mod origin;
 
+use crate::auth::Auth;
 use crate::mcp::McpHandler;
 use crate::pipeline::Pipeline;
 use axum::Router;
@@ -67,6 +75,23 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<AllowedOrigin>,
 }
 
+/// The base URL clients reach this server at (scheme, host, port; no path):
+/// `public_url` when set, else the address the listener bound.
+pub fn public_base(config: &ServerConfig, bound: SocketAddr) -> url::Url {
+    match &config.public_url {
+        Some(url) => {
+            let mut base = url.clone();
+            base.set_path("");
+            base.set_query(None);
+            base.set_fragment(None);
+            base
+        }
+        None => {
+            url::Url::parse(&format!("http://{bound}")).expect("a socket address makes a valid URL")
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -102,10 +127,11 @@ impl ServerConfig {
     }
 }
 
-/// The router: `/mcp` (MCP Streamable HTTP) and `/healthz`, behind the layers listed
-/// in this module's documentation, in that order.
+/// The router: `/mcp` (MCP Streamable HTTP), the protected resource metadata and
+/// `/healthz`, behind the layers listed in this module's documentation, in that order.
 pub fn router(
     pipeline: Arc<Pipeline>,
+    auth: Arc<Auth>,
     config: &ServerConfig,
     shutdown: CancellationToken,
 ) -> Router {
@@ -113,6 +139,10 @@ pub fn router(
         config.public_url.as_ref(),
         &config.allowed_origins,
     ));
+    let edge = Arc::new(authn::EdgeAuth {
+        auth: auth.clone(),
+        pipeline: pipeline.clone(),
+    });
     let mcp = Router::new()
         .fallback_service(mcp_service(pipeline, shutdown))
         .layer(
@@ -121,10 +151,29 @@ pub fn router(
                     policy,
                     origin::check_host_and_origin,
                 ))
-                .layer(axum::middleware::from_fn(jsonrpc::peek_request)),
+                .layer(axum::middleware::from_fn(jsonrpc::peek_request))
+                .layer(axum::middleware::from_fn_with_state(
+                    edge.clone(),
+                    authn::authenticate,
+                ))
+                .layer(axum::middleware::from_fn_with_state(edge, authn::authorize))
+                .layer(axum::middleware::from_fn(
+                    jsonrpc::answer_malformed_arguments,
+                )),
         );
+    let metadata = Router::new()
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(authn::resource_metadata),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(authn::resource_metadata),
+        )
+        .with_state(auth);
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(metadata)
         .nest("/mcp", mcp)
         .layer(
             ServiceBuilder::new()

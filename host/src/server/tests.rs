@@ -30,7 +30,13 @@ fn app() -> Router {
         ..ServerConfig::default()
     };
     let pipeline = Arc::new(Pipeline::new(Registry::default(), sandbox()));
-    router(pipeline, &config, CancellationToken::new())
+    let base = public_base(&config, "127.0.0.1:8080".parse().unwrap());
+    router(
+        pipeline,
+        Arc::new(Auth::off(&base)),
+        &config,
+        CancellationToken::new(),
+    )
 }
 
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"oneshot","version":"1"}}}"#;

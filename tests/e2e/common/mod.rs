@@ -11,6 +11,7 @@
 pub mod client;
 pub mod config;
 pub mod host;
+pub mod idp;
 pub mod plugins;
 pub mod sdk;
 pub mod secrets;

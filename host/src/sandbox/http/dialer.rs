@@ -1,8 +1,9 @@
-//! Outgoing connections for wasi:http: resolve the host ourselves, check every address
-//! it resolves to, connect to a checked address (never resolving twice, so DNS
-//! rebinding cannot swap the address after the check), speak TLS for https (SNI and
-//! certificate checked against the host name), then HTTP/1.1. Redirects are never
-//! followed: the plugin sees them and any new request goes through the allowlist.
+//! Outgoing connections, for plugins (wasi:http) and for the host's own fetches
+//! ([`super::fetch`]): resolve the host ourselves, check every address it resolves to,
+//! connect to a checked address (never resolving twice, so DNS rebinding cannot swap
+//! the address after the check), speak TLS for https (SNI and certificate checked
+//! against the host name), then HTTP/1.1. Redirects are never followed: the plugin sees
+//! them and any new request goes through the allowlist.
 
 use crate::sandbox::denials::Denials;
 use http_body_util::BodyExt;
@@ -20,7 +21,7 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DNS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Which special addresses a request may reach, from the allowlist entry it matched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reach {
     /// Public addresses only.
     Public,
@@ -28,6 +29,11 @@ pub enum Reach {
     Loopback,
     /// The entry names this IP literally: exactly it, whatever its class.
     Literal(IpAddr),
+    /// Public addresses, and these (which the operator named) whatever their class.
+    Also(Arc<[IpAddr]>),
+    /// Any address: a URL the operator configured (an identity provider on the
+    /// internal network, say), not one a plugin or a client chose.
+    Anywhere,
 }
 
 /// Why an address is not reachable for plugins by default, if it is not.
@@ -80,11 +86,12 @@ fn special_v4(ip: Ipv4Addr) -> Option<&'static str> {
 /// Checks the addresses `host` resolved to: every one must be reachable under
 /// `reach`, or the request is refused (a name that resolves to a blocked address is
 /// blocked, whatever else it resolves to).
-pub fn check_addresses(reach: Reach, addrs: &[IpAddr]) -> Result<(), (IpAddr, &'static str)> {
+pub fn check_addresses(reach: &Reach, addrs: &[IpAddr]) -> Result<(), (IpAddr, &'static str)> {
     for &ip in addrs {
         let allowed = match (reach, special(ip)) {
-            (_, None) => true,
-            (Reach::Literal(named), Some(_)) => canonical(named) == canonical(ip),
+            (_, None) | (Reach::Anywhere, _) => true,
+            (Reach::Literal(named), Some(_)) => canonical(*named) == canonical(ip),
+            (Reach::Also(named), Some(_)) => named.iter().any(|n| canonical(*n) == canonical(ip)),
             (Reach::Loopback, Some("loopback")) => true,
             _ => false,
         };
@@ -103,10 +110,12 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+/// A byte stream a connection runs on.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
-fn tls_config() -> Arc<rustls::ClientConfig> {
+/// TLS for outgoing connections: the web PKI roots.
+pub fn tls_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
@@ -141,6 +150,60 @@ pub type Sent = (
     Box<dyn Future<Output = Result<(), HttpError>> + Send>,
 );
 
+/// An open connection, plain or TLS.
+pub type Connection = Box<dyn Io>;
+
+/// Why a connection was not made.
+#[derive(Debug)]
+pub enum DialError {
+    /// The host resolved to an address `reach` does not allow.
+    Blocked {
+        /// The address.
+        ip: IpAddr,
+        /// Its class ("private", "loopback", ...).
+        why: &'static str,
+    },
+    /// Anything else, as wasi:http names it.
+    Http(HttpError),
+}
+
+impl From<HttpError> for DialError {
+    fn from(error: HttpError) -> Self {
+        DialError::Http(error)
+    }
+}
+
+/// Resolves `uri`'s host, checks every address against `reach`, connects to a checked
+/// one and, for https, speaks TLS with `tls`.
+pub async fn dial(
+    uri: &http::Uri,
+    reach: &Reach,
+    connect_timeout: Duration,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<Connection, DialError> {
+    let https = uri.scheme_str() == Some("https");
+    let host = uri.host().ok_or(HttpError::HttpRequestUriInvalid)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let addrs = resolve(host, port).await?;
+    let ips: Vec<IpAddr> = addrs.iter().map(SocketAddr::ip).collect();
+    if let Err((ip, why)) = check_addresses(reach, &ips) {
+        return Err(DialError::Blocked { ip, why });
+    }
+    let stream = connect(&addrs, connect_timeout).await?;
+    if !https {
+        return Ok(Box::new(stream));
+    }
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    let tls = tokio_rustls::TlsConnector::from(tls);
+    let stream = tokio::time::timeout(connect_timeout, tls.connect(name, stream))
+        .await
+        .map_err(|_| HttpError::ConnectionTimeout)?
+        .map_err(HttpError::Tls)?;
+    Ok(Box::new(stream))
+}
+
 /// Sends `request` (already matched against the allowlist with `reach`) on a
 /// connection of its own, which holds `permit` while it is open.
 pub async fn send(
@@ -151,37 +214,24 @@ pub async fn send(
     permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<Sent, HttpError> {
     let uri = request.uri().clone();
-    let https = uri.scheme_str() == Some("https");
-    let host = uri.host().ok_or(HttpError::HttpRequestUriInvalid)?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let connect_timeout = options
         .and_then(|o| o.connect_timeout)
         .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-
-    let addrs = resolve(host, port).await?;
-    let ips: Vec<IpAddr> = addrs.iter().map(SocketAddr::ip).collect();
-    if let Err((ip, why)) = check_addresses(reach, &ips) {
-        denials.refuse(
-            "http",
-            format_args!("{}://{host}:{port}", uri.scheme_str().unwrap_or("?")),
-            &format!("outgoing request: the host resolves to a blocked address ({ip}, {why})"),
-        );
-        return Err(HttpError::DestinationIpProhibited);
-    }
-
-    let stream = connect(&addrs, connect_timeout).await?;
-    let io: Box<dyn Io> = if https {
-        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-            .map_err(|_| HttpError::HttpRequestUriInvalid)?;
-        let tls = tokio_rustls::TlsConnector::from(tls_config());
-        let stream = tokio::time::timeout(connect_timeout, tls.connect(name, stream))
-            .await
-            .map_err(|_| HttpError::ConnectionTimeout)?
-            .map_err(HttpError::Tls)?;
-        Box::new(stream)
-    } else {
-        Box::new(stream)
+    let io = match dial(&uri, &reach, connect_timeout, tls_config()).await {
+        Ok(io) => io,
+        Err(DialError::Blocked { ip, why }) => {
+            let https = uri.scheme_str() == Some("https");
+            let host = uri.host().unwrap_or("?");
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+            denials.refuse(
+                "http",
+                format_args!("{}://{host}:{port}", uri.scheme_str().unwrap_or("?")),
+                &format!("outgoing request: the host resolves to a blocked address ({ip}, {why})"),
+            );
+            return Err(HttpError::DestinationIpProhibited);
+        }
+        Err(DialError::Http(error)) => return Err(error),
     };
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
@@ -296,22 +346,32 @@ mod tests {
     #[test]
     fn resolved_addresses_are_checked_against_the_grant() {
         let public = [ip("93.184.216.34")];
-        assert!(check_addresses(Reach::Public, &public).is_ok());
+        assert!(check_addresses(&Reach::Public, &public).is_ok());
         // A name that resolves to loopback or metadata is blocked (DNS rebinding)...
         assert_eq!(
-            check_addresses(Reach::Public, &[ip("127.0.0.1")]),
+            check_addresses(&Reach::Public, &[ip("127.0.0.1")]),
             Err((ip("127.0.0.1"), "loopback"))
         );
         assert!(
-            check_addresses(Reach::Public, &[ip("93.184.216.34"), ip("169.254.169.254")]).is_err()
+            check_addresses(
+                &Reach::Public,
+                &[ip("93.184.216.34"), ip("169.254.169.254")]
+            )
+            .is_err()
         );
-        assert!(check_addresses(Reach::Public, &[ip("::ffff:127.0.0.1")]).is_err());
+        assert!(check_addresses(&Reach::Public, &[ip("::ffff:127.0.0.1")]).is_err());
         // ...unless the entry is `localhost` (loopback only) or names the IP.
-        assert!(check_addresses(Reach::Loopback, &[ip("127.0.0.1"), ip("::1")]).is_ok());
-        assert!(check_addresses(Reach::Loopback, &[ip("10.0.0.1")]).is_err());
+        assert!(check_addresses(&Reach::Loopback, &[ip("127.0.0.1"), ip("::1")]).is_ok());
+        assert!(check_addresses(&Reach::Loopback, &[ip("10.0.0.1")]).is_err());
         let literal = Reach::Literal(ip("169.254.169.254"));
-        assert!(check_addresses(literal, &[ip("169.254.169.254")]).is_ok());
-        assert!(check_addresses(literal, &[ip("::ffff:169.254.169.254")]).is_ok());
-        assert!(check_addresses(literal, &[ip("169.254.169.253")]).is_err());
+        assert!(check_addresses(&literal, &[ip("169.254.169.254")]).is_ok());
+        assert!(check_addresses(&literal, &[ip("::ffff:169.254.169.254")]).is_ok());
+        assert!(check_addresses(&literal, &[ip("169.254.169.253")]).is_err());
+        // Named by the operator: public, plus exactly the addresses listed.
+        let also = Reach::Also(vec![ip("127.0.0.1")].into());
+        assert!(check_addresses(&also, &[ip("127.0.0.1"), ip("93.184.216.34")]).is_ok());
+        assert!(check_addresses(&also, &[ip("127.0.0.2")]).is_err());
+        assert!(check_addresses(&also, &[ip("169.254.169.254")]).is_err());
+        assert!(check_addresses(&Reach::Anywhere, &[ip("10.0.0.1"), ip("::1")]).is_ok());
     }
 }
