@@ -10,4 +10,16 @@ cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2
 cargo build --release --target wasm32-wasip2 -p weather
 cargo build --release -p mcp-wasm-host
+
+# The authorization server seals its signing key under a key-encryption key. Without
+# one in MCP_HOST_KEK, make a quick-start KEK once (kept, mode 0600, under target/).
+if [ -z "${MCP_HOST_KEK:-}" ]; then
+  mkdir -p target/quickstart
+  if [ ! -s target/quickstart/kek ]; then
+    (umask 077 && target/release/mcp-wasm-host keygen > target/quickstart/kek)
+  fi
+  MCP_HOST_KEK=$(cat target/quickstart/kek)
+  export MCP_HOST_KEK
+  echo "note: using the quick-start KEK in target/quickstart/kek (set MCP_HOST_KEK for your own)" >&2
+fi
 exec target/release/mcp-wasm-host serve --config examples/host.toml "$@"

@@ -9,7 +9,7 @@ use crate::mcp::McpHandler;
 use crate::pipeline::Pipeline;
 use crate::registry::{LoadError, Registry};
 use crate::sandbox::{Sandbox, SandboxError, pool};
-use crate::secrets::sources::{self, CredentialSetupError};
+use crate::secrets::sources::{self, CredentialSetupError, load_kek};
 use crate::server::{self, listener};
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -80,7 +80,19 @@ impl App {
             })?;
         // The resource URI (tokens' audience) depends on the address clients use.
         let base = server::public_base(&self.config.server, local);
-        let auth = Auth::build(&self.config.auth, &base, self.pipeline.scopes()).await?;
+        let secrets = &self.config.secrets;
+        let auth = Auth::build(&self.config.auth, &base, self.pipeline.scopes(), || {
+            load_kek(&secrets.kek_source())
+        })
+        .await?;
+        if let Some(code) = auth.setup_code() {
+            // Written straight to the terminal: the one way a newcomer learns it.
+            eprintln!(
+                "\n  No user can log in yet. Create the first one on the login page of the\n  \
+                 next authorization (open the MCP Inspector, say) with the setup code\n\n      \
+                 {code}\n\n  (valid 24 hours, once), or run `mcp-wasm-host users add NAME`.\n"
+            );
+        }
         if auth.is_off() {
             tracing::warn!(
                 "authentication is off ([auth] mode = \"off\"): anyone who can reach \

@@ -3,10 +3,12 @@
 //! [`admin`]).
 
 use crate::app::App;
+use crate::auth::embedded::admin as auth_admin;
 use crate::config::Config;
+use crate::domain::Scope;
 use crate::inspect;
 use crate::secrets::admin;
-use crate::secrets::sources::KekSource;
+use crate::secrets::sources::{KekSource, load_kek};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -54,6 +56,53 @@ pub enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Manage the users of the embedded authorization server.
+    Users {
+        /// The host config file.
+        #[arg(long, default_value = "host.toml", global = true)]
+        config: PathBuf,
+        /// What to do with them.
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Manage the embedded authorization server.
+    Auth {
+        /// The host config file.
+        #[arg(long, default_value = "host.toml", global = true)]
+        config: PathBuf,
+        /// What to do.
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
+}
+
+/// `users` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user who may log in to the embedded authorization server; the password is
+    /// read from standard input (never from arguments).
+    Add {
+        /// The login name (1-64 of A-Z a-z 0-9 _ - . @).
+        name: String,
+        /// A scope the user may grant (repeat for several; none: any scope).
+        #[arg(long = "scope")]
+        scopes: Vec<Scope>,
+    },
+    /// List users and the scopes each may grant.
+    List,
+    /// Remove a user.
+    Rm {
+        /// The login name.
+        name: String,
+    },
+}
+
+/// `auth` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Make a new signing key for the embedded authorization server; the old ones stay
+    /// published until the tokens they signed have expired.
+    RotateKey,
 }
 
 /// `secrets` subcommands.
@@ -129,6 +178,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     admin::rotate_kek(&secrets, &new)?;
                 }
             }
+        }
+        Command::Users { config, command } => {
+            let embedded = Config::load(&config)?.auth.embedded;
+            match command {
+                UsersCommand::Add { name, scopes } => {
+                    auth_admin::add_user(&embedded, &name, &scopes, std::io::stdin()).await?;
+                }
+                UsersCommand::List => auth_admin::list_users(&embedded).await?,
+                UsersCommand::Rm { name } => auth_admin::remove_user(&embedded, &name).await?,
+            }
+        }
+        Command::Auth {
+            config,
+            command: AuthCommand::RotateKey,
+        } => {
+            let config = Config::load(&config)?;
+            let kek = load_kek(&config.secrets.kek_source())?;
+            auth_admin::rotate_key(&config.auth.embedded, &kek).await?;
         }
     }
     Ok(())

@@ -9,6 +9,7 @@ mod files;
 mod hostile;
 mod limits;
 mod loading;
+mod oauth;
 mod python_sdk;
 mod records;
 mod results;

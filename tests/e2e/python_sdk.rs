@@ -25,3 +25,63 @@ async fn python_sdk_lists_and_calls_in_both_modes() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_walks_the_oauth_flow_with_step_up_and_refresh() {
+    let state = crate::oauth::State::new();
+    state.add_user("alice", "alice-password-1", &[]);
+    // Clients are told to ask for fix:read up front; fix:admin comes by step-up.
+    let host = state.start("scopes_supported = [\"fix:read\"]\n");
+    for (mode, version) in [("auto", "2026-07-28"), ("legacy", "2025-11-25")] {
+        let url = host.mcp_url();
+        let seen = tokio::task::spawn_blocking(move || {
+            let mut command = Command::new(python());
+            command
+                .arg(workspace_root().join("tests/python/oauth_client.py"))
+                .args([url.as_str(), mode, "alice", "alice-password-1"]);
+            sdk_client_output(command, &format!("python oauth client ({mode})"))
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen["protocol_version"], version, "{seen}");
+        // The first token holds fix:read: tools/list shows what it may call.
+        assert_eq!(seen["first_scope"], "fix:read", "{seen}");
+        assert_eq!(seen["tools"], serde_json::json!(["open", "read"]), "{seen}");
+        assert_eq!(seen["read"], serde_json::json!(["first"]), "{seen}");
+        // admin needed fix:admin: a 403, then a second authorization with both scopes.
+        assert_eq!(seen["admin_is_error"], false, "{seen}");
+        assert_eq!(seen["admin"], serde_json::json!(["stepped up"]), "{seen}");
+        let second = seen["authorizations"][1].as_str().unwrap_or_default();
+        assert!(
+            second.contains("fix:read") && second.contains("fix:admin"),
+            "the step-up asked for the union: {seen}"
+        );
+        assert_eq!(
+            seen["authorizations"].as_array().unwrap().len(),
+            2,
+            "{seen}"
+        );
+        // Then a refresh: a third access token and refresh token, no third login.
+        assert_eq!(
+            seen["refreshed"],
+            serde_json::json!(["after refresh"]),
+            "{seen}"
+        );
+        assert_eq!(seen["access_tokens"], 3, "{seen}");
+        assert_eq!(seen["refresh_tokens"], 3, "{seen}");
+        let client_id = seen["client_id"].as_str().unwrap();
+        let log = host.log();
+        let forbidden = log
+            .lines()
+            .find(|l| l.contains("outcome=forbidden") && l.contains(client_id))
+            .unwrap_or_else(|| panic!("no forbidden record for {client_id}:\n{log}"));
+        assert!(forbidden.contains("tool=\"admin\"") && forbidden.contains("subject=\"alice\""));
+        assert!(
+            log.lines().any(|l| l.contains("tool call")
+                && l.contains("outcome=ok")
+                && l.contains("tool=\"admin\"")
+                && l.contains(client_id)),
+            "{log}"
+        );
+    }
+}

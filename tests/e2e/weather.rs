@@ -358,25 +358,42 @@ async fn a_granted_name_that_resolves_inside_is_blocked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_config_serves_with_nothing_set() {
     // examples/host.toml as the README's run command serves it, with only the plugin's
-    // path and the port changed: no key anywhere in the environment.
+    // path, the port and the database changed: no key anywhere in the environment.
     let example = std::fs::read_to_string(workspace_root().join("examples/host.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let config = example
         .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
         .replace(
             "path = \"../target/wasm32-wasip2/release/weather.wasm\"",
             &format!("path = {}", toml_path(&plugin("weather"))),
+        )
+        .replace(
+            "database = \"../target/quickstart/auth.sqlite\"",
+            &format!("database = {}", toml_path(&dir.path().join("auth.sqlite"))),
         );
-    assert_ne!(
-        config, example,
-        "the example's listen and path lines changed"
-    );
-    let host = Host::start(&config, &[]);
+    for old in [
+        "127.0.0.1:8080",
+        "../target/wasm32-wasip2",
+        "../target/quickstart",
+    ] {
+        assert!(
+            example.contains(old) && !config.contains(old),
+            "the example's `{old}` was replaced"
+        );
+    }
+    // scripts/run.sh makes a KEK when none is set; nothing else is in the environment.
+    let (_, kek, _) = crate::common::run_host(&["keygen"]);
+    let host = Host::start(&config, &[("MCP_HOST_KEK", kek.trim())]);
     let log = host.wait_for_log("credential has no value", Duration::from_secs(5));
     assert!(
         log.contains("MCP_SECRET_WEATHER_API_KEY is not set"),
         "no warning at start:\n{log}"
     );
-    let client = connect(&host.mcp_url()).await;
+    // The first start says how the first user comes to exist...
+    assert!(log.contains("No user can log in yet"), "{log}");
+    // ...and with that setup code a client gets a token (the login page creates the user).
+    let token = crate::oauth::token_for(&host, "demo-user").await;
+    let client = crate::oauth::client_with(&host, &token).await;
     let result = call(&client, json!({"city": "Lisbon"})).await;
     assert_eq!(result.is_error, Some(true));
     assert_eq!(
@@ -385,4 +402,7 @@ async fn the_example_config_serves_with_nothing_set() {
          operator must configure it"
     );
     client.cancel().await.ok();
+    // The setup code worked once: the next client logs in with the password.
+    let token = crate::oauth::token_for_existing(&host, "demo-user").await;
+    assert!(!token.is_empty());
 }

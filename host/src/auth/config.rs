@@ -1,7 +1,9 @@
-//! `[auth]`: how `/mcp` requests are authenticated. `off` (loopback only, with a
-//! warning), or `external`: access tokens from an identity provider we trust, checked
-//! against its published keys.
+//! `[auth]`: how `/mcp` requests are authenticated. `embedded` (the default): tokens
+//! from the host's own authorization server; `external`: access tokens from an
+//! identity provider we trust, checked against its published keys; `off` (loopback
+//! only, with a warning).
 
+use super::embedded::config::EmbeddedConfig;
 use crate::domain::{HumanDuration, Scope};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -11,9 +13,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// `off` or `external`.
+    /// `embedded` (default), `external` or `off`.
     #[serde(default)]
     pub mode: AuthMode,
+    /// `embedded`: the authorization server's settings.
+    #[serde(default)]
+    pub embedded: EmbeddedConfig,
     /// `external`: the identity provider's issuer identifier, exactly as its tokens'
     /// `iss` and its metadata's `issuer` write it.
     #[serde(default)]
@@ -44,11 +49,13 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
-    /// No authentication: anyone who reaches the listener (loopback only).
+    /// Access tokens from the host's own authorization server.
     #[default]
-    Off,
+    Embedded,
     /// Access tokens from an identity provider we trust.
     External,
+    /// No authentication: anyone who reaches the listener (loopback only).
+    Off,
 }
 
 /// Default clock skew allowed on `exp` and `nbf`.
@@ -65,7 +72,23 @@ impl AuthConfig {
         if self.leeway.is_some_and(|l| l.0 > MAX_LEEWAY) {
             return Err("[auth] leeway must be at most 5m".to_owned());
         }
+        self.embedded.resolve(base)?;
         match self.mode {
+            AuthMode::Embedded => {
+                for (key, set) in [
+                    ("issuer", self.issuer.is_some()),
+                    ("jwks_url", self.jwks_url.is_some()),
+                    ("audience", self.audience.is_some()),
+                    ("trusted_ca", self.trusted_ca.is_some()),
+                ] {
+                    if set {
+                        return Err(format!(
+                            "[auth] {key} is for mode = \"external\"; the embedded \
+                             authorization server is its own issuer"
+                        ));
+                    }
+                }
+            }
             AuthMode::Off => {
                 for (key, set) in [
                     ("issuer", self.issuer.is_some()),
@@ -140,9 +163,14 @@ mod tests {
 
     #[test]
     fn modes_and_their_keys() {
-        let off = parse("").unwrap();
-        assert_eq!(off.mode, AuthMode::Off);
-        assert_eq!(off.leeway(), DEFAULT_LEEWAY);
+        let embedded = parse("").unwrap();
+        assert_eq!(embedded.mode, AuthMode::Embedded);
+        assert_eq!(embedded.leeway(), DEFAULT_LEEWAY);
+        assert_eq!(
+            embedded.embedded.database,
+            Path::new("/etc/mcp/data/auth.sqlite")
+        );
+        assert_eq!(parse("mode = \"off\"").unwrap().mode, AuthMode::Off);
         let external = parse(
             "mode = \"external\"\nissuer = \"https://idp.example.com\"\nleeway = \"10s\"\n\
              trusted_ca = \"ca.pem\"\n",
@@ -168,7 +196,16 @@ mod tests {
                 "mode = \"external\"\nissuer = \"https://idp.example.com\"\njwks_url = \"http://10.0.0.1/jwks\"\n",
                 "jwks_url",
             ),
-            ("issuer = \"https://idp.example.com\"\n", "mode = \"off\""),
+            (
+                "mode = \"off\"\nissuer = \"https://idp.example.com\"\n",
+                "mode = \"off\"",
+            ),
+            ("issuer = \"https://idp.example.com\"\n", "embedded"),
+            ("[embedded]\naccess_token_ttl = \"2d\"\n", "1m to 24h"),
+            (
+                "[embedded]\nclients = [{ client_id = \"c\", name = \"C\", redirect_uris = [\"http://example.com/cb\"] }]\n",
+                "loopback",
+            ),
             ("mode = \"vault\"\n", "unknown variant"),
             (
                 "mode = \"external\"\nissuer = \"https://i.example\"\nleeway = \"1h\"\n",

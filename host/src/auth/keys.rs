@@ -43,10 +43,19 @@ pub enum KeyError {
     Unavailable(String),
 }
 
+/// Reads a key set from somewhere of the host's own (the embedded authorization
+/// server's database).
+pub trait KeyLoader: Send + Sync {
+    /// The keys as they are now.
+    fn load(&self) -> futures::future::BoxFuture<'_, Result<Vec<Jwk>, String>>;
+}
+
 /// Where the keys come from.
 pub enum KeySource {
-    /// Fixed keys (the embedded authorization server's own).
+    /// Fixed keys.
     Fixed(Vec<Jwk>),
+    /// Keys the host reads itself (the embedded authorization server's).
+    Loader(std::sync::Arc<dyn KeyLoader>),
     /// An identity provider's JWKS URL.
     Remote {
         /// The JWKS URL.
@@ -73,7 +82,7 @@ impl KeySet {
     pub fn new(source: KeySource) -> Self {
         let keys = match &source {
             KeySource::Fixed(jwks) => usable(jwks),
-            KeySource::Remote { .. } => Vec::new(),
+            KeySource::Remote { .. } | KeySource::Loader(_) => Vec::new(),
         };
         Self {
             source,
@@ -137,22 +146,28 @@ impl KeySet {
             .is_none_or(|at| at.elapsed() >= REFETCH_INTERVAL)
     }
 
-    /// Fetches the remote set; on failure the keys held so far stay.
+    /// Reads the set again; on failure the keys held so far stay.
     pub async fn refetch(&self) -> Result<(), KeyError> {
-        let KeySource::Remote { url, fetcher } = &self.source else {
-            return Ok(());
-        };
         self.state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .fetched_at = Some(Instant::now());
-        let jwks = fetch_jwks(fetcher, url).await.map_err(|e| {
-            tracing::warn!(%url, error = %e, "cannot fetch the identity provider's keys");
-            KeyError::Unavailable(e)
-        })?;
-        let keys = usable(&jwks);
-        tracing::info!(%url, keys = keys.len(), "fetched the identity provider's keys");
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).keys = keys;
+        let jwks = match &self.source {
+            KeySource::Fixed(_) => return Ok(()),
+            KeySource::Remote { url, fetcher } => {
+                let jwks = fetch_jwks(fetcher, url).await.map_err(|e| {
+                    tracing::warn!(%url, error = %e, "cannot fetch the identity provider's keys");
+                    KeyError::Unavailable(e)
+                })?;
+                tracing::info!(%url, keys = jwks.len(), "fetched the identity provider's keys");
+                jwks
+            }
+            KeySource::Loader(loader) => loader.load().await.map_err(|e| {
+                tracing::warn!(error = %e, "cannot read the signing keys");
+                KeyError::Unavailable(e)
+            })?,
+        };
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).keys = usable(&jwks);
         Ok(())
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod challenge;
 pub mod config;
+pub mod embedded;
 pub mod keys;
 pub mod token;
 
@@ -16,9 +17,14 @@ use crate::domain::Scope;
 use crate::pipeline::context::Caller;
 use crate::sandbox::http::dialer::{self, Reach};
 use crate::sandbox::http::fetch::{Fetcher, tls_with_extra_roots};
+use crate::secrets::kek::{Kek, KekError};
 use config::{AuthConfig, AuthMode, is_loopback};
+use embedded::AuthorizationServer;
+use embedded::signing::KeyRing;
+use embedded::store::Store;
 use keys::{KeySet, KeySource};
 use serde_json::json;
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use token::{TokenError, Verifier};
@@ -40,6 +46,18 @@ pub enum AuthError {
         /// What is wrong.
         reason: String,
     },
+    /// The embedded server needs the KEK to seal its signing keys.
+    #[error(
+        "[auth] mode = \"embedded\" keeps its signing key sealed under the KEK, which is \
+         not available: {0} (create one with `mcp-wasm-host keygen`, or set [auth] mode)"
+    )]
+    Kek(KekError),
+    /// The embedded server's database failed.
+    #[error("[auth.embedded] {0}")]
+    Store(#[from] embedded::store::StoreError),
+    /// The embedded server's keys could not be made or read.
+    #[error("[auth.embedded] {0}")]
+    Keys(#[from] embedded::signing::KeyError),
     /// The issuer's metadata could not be found or does not name the issuer.
     #[error(
         "[auth] cannot discover the identity provider's keys from {issuer}: {reason}; set \
@@ -116,19 +134,68 @@ pub struct Auth {
     /// What the metadata and 401 challenges advertise.
     scopes_supported: Vec<Scope>,
     verifier: Option<Verifier>,
+    /// The embedded authorization server, in `embedded` mode.
+    server: Option<Arc<AuthorizationServer>>,
+    /// A one-time code for creating the first user, when there is none.
+    setup_code: Option<String>,
+}
+
+/// The embedded server's keys, as the verifier reads them.
+struct EmbeddedKeys(Arc<AuthorizationServer>);
+
+impl keys::KeyLoader for EmbeddedKeys {
+    fn load(&self) -> futures::future::BoxFuture<'_, Result<Vec<jsonwebtoken::jwk::Jwk>, String>> {
+        Box::pin(self.0.published_keys())
+    }
 }
 
 impl Auth {
     /// Sets authentication up for a server reachable at `base` (scheme, host and port,
-    /// no path): `tool_scopes` are every scope a tool needs.
+    /// no path): `tool_scopes` are every scope a tool needs; `kek` loads the key the
+    /// embedded server seals its signing keys with.
     pub async fn build(
         config: &AuthConfig,
         base: &url::Url,
         tool_scopes: Vec<Scope>,
+        kek: impl FnOnce() -> Result<Kek, KekError>,
     ) -> Result<Self, AuthError> {
-        let scopes = config.scopes_supported.clone().unwrap_or(tool_scopes);
+        let scopes = config
+            .scopes_supported
+            .clone()
+            .unwrap_or_else(|| tool_scopes.clone());
         match config.mode {
             AuthMode::Off => Ok(Self::off(base)),
+            AuthMode::Embedded => {
+                let kek = kek().map_err(AuthError::Kek)?;
+                let issuer = base.as_str().trim_end_matches('/').to_owned();
+                let resource = resource_of(base);
+                let store = Store::open_sqlite(&config.embedded.database).await?;
+                let keys = KeyRing::open(store.clone(), kek, embedded::flow::now()).await?;
+                let server = Arc::new(
+                    AuthorizationServer::new(
+                        &config.embedded,
+                        issuer.clone(),
+                        resource.clone(),
+                        store,
+                        keys,
+                        tool_scopes,
+                    )
+                    .await?,
+                );
+                let setup_code = if server.needs_setup().await {
+                    Some(server.new_setup_code().await?)
+                } else {
+                    None
+                };
+                let key_set =
+                    KeySet::new(KeySource::Loader(Arc::new(EmbeddedKeys(server.clone()))));
+                let _ = key_set.refetch().await;
+                let verifier = Verifier::new(issuer.clone(), &resource, config.leeway(), key_set);
+                let mut auth = Self::checking(AuthMode::Embedded, base, verifier, issuer, scopes);
+                auth.server = Some(server);
+                auth.setup_code = setup_code;
+                Ok(auth)
+            }
             AuthMode::External => {
                 let issuer = config.issuer.clone().unwrap_or_default();
                 let fetcher = idp_fetcher(config)?;
@@ -165,6 +232,8 @@ impl Auth {
             authorization_servers: Vec::new(),
             scopes_supported: Vec::new(),
             verifier: None,
+            server: None,
+            setup_code: None,
         }
     }
 
@@ -184,7 +253,19 @@ impl Auth {
             authorization_servers: vec![issuer],
             scopes_supported: scopes,
             verifier: Some(verifier),
+            server: None,
+            setup_code: None,
         }
+    }
+
+    /// The embedded authorization server, in `embedded` mode.
+    pub fn authorization_server(&self) -> Option<&Arc<AuthorizationServer>> {
+        self.server.as_ref()
+    }
+
+    /// The one-time code for creating the first user, when no user exists yet.
+    pub fn setup_code(&self) -> Option<&str> {
+        self.setup_code.as_deref()
     }
 
     /// Whether requests are let through unauthenticated.

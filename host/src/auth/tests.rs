@@ -296,6 +296,8 @@ async fn refusals_carry_the_right_status_and_challenge() {
         authorization_servers: vec![ISSUER.to_owned()],
         scopes_supported: vec![Scope::try_from("weather:read".to_owned()).unwrap()],
         verifier: Some(verifier(&[&key])),
+        server: None,
+        setup_code: None,
     };
     let no_token = auth.authenticate(None, None).await.unwrap_err();
     assert_eq!(no_token.status(), http::StatusCode::UNAUTHORIZED);

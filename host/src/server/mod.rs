@@ -25,11 +25,14 @@
 //! 10. rmcp's Streamable HTTP service, handing requests to [`McpHandler`].
 //!
 //! `/.well-known/oauth-protected-resource[/mcp]` serves the protected resource
-//! metadata; `/healthz` answers `ok`. Neither passes the Host check or authentication.
+//! metadata; in embedded mode the authorization server's endpoints ([`oauth`]) are at
+//! `/.well-known/oauth-authorization-server` and `/oauth/*`; `/healthz` answers `ok`.
+//! None of these passes the Host check or authentication.
 
 pub mod authn;
 pub mod jsonrpc;
 pub mod listener;
+pub mod oauth;
 pub mod origin;
 
 use crate::auth::Auth;
@@ -161,6 +164,7 @@ pub fn router(
                     jsonrpc::answer_malformed_arguments,
                 )),
         );
+    let authorization_server = auth.authorization_server().cloned();
     let metadata = Router::new()
         .route(
             "/.well-known/oauth-protected-resource",
@@ -171,50 +175,51 @@ pub fn router(
             get(authn::resource_metadata),
         )
         .with_state(auth);
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(metadata)
-        .nest("/mcp", mcp)
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestHeaderLayer::overriding(
-                    X_REQUEST_ID,
-                    |_: &Request<_>| {
-                        HeaderValue::from_str(&crate::pipeline::context::new_request_id()).ok()
-                    },
-                ))
-                .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
-                .layer(SetSensitiveHeadersLayer::new([
-                    header::AUTHORIZATION,
-                    header::COOKIE,
-                    header::SET_COOKIE,
-                ]))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(|request: &Request<_>| {
-                            let id = request
-                                .headers()
-                                .get(&X_REQUEST_ID)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("-");
-                            tracing::info_span!(
-                                "request",
-                                method = %request.method(),
-                                path = %request.uri().path(),
-                                request_id = %id,
-                            )
-                        })
-                        .on_request(|request: &Request<_>, _: &tracing::Span| {
-                            tracing::debug!(headers = ?request.headers(), "request");
-                        }),
-                )
-                .layer(MapRequestBodyLayer::new(|body| {
-                    axum::body::Body::new(http_body_util::Limited::new(
-                        body,
-                        MAX_REQUEST_BODY_BYTES,
-                    ))
-                })),
-        )
+        .nest("/mcp", mcp);
+    if let Some(server) = authorization_server {
+        let secure = server.issuer().starts_with("https://");
+        router = router.merge(oauth::routes(server, secure));
+    }
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestHeaderLayer::overriding(
+                X_REQUEST_ID,
+                |_: &Request<_>| {
+                    HeaderValue::from_str(&crate::pipeline::context::new_request_id()).ok()
+                },
+            ))
+            .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
+            .layer(SetSensitiveHeadersLayer::new([
+                header::AUTHORIZATION,
+                header::COOKIE,
+                header::SET_COOKIE,
+            ]))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|request: &Request<_>| {
+                        let id = request
+                            .headers()
+                            .get(&X_REQUEST_ID)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-");
+                        tracing::info_span!(
+                            "request",
+                            method = %request.method(),
+                            path = %request.uri().path(),
+                            request_id = %id,
+                        )
+                    })
+                    .on_request(|request: &Request<_>, _: &tracing::Span| {
+                        tracing::debug!(headers = ?request.headers(), "request");
+                    }),
+            )
+            .layer(MapRequestBodyLayer::new(|body| {
+                axum::body::Body::new(http_body_util::Limited::new(body, MAX_REQUEST_BODY_BYTES))
+            })),
+    )
 }
 
 /// rmcp's Streamable HTTP service: JSON answers to plain requests (SSE only when a

@@ -36,7 +36,7 @@ impl Host {
     fn start_under(config: &str, env: &[(&str, &str)], wrapper: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("host.toml");
-        std::fs::write(&path, config).unwrap();
+        std::fs::write(&path, with_auth(config)).unwrap();
         let mut command = match wrapper.split_first() {
             None => host_command(&path, env),
             Some((program, args)) => {
@@ -167,7 +167,7 @@ impl Drop for Host {
 pub fn start_refused(config: &str, env: &[(&str, &str)]) -> (ExitStatus, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("host.toml");
-    std::fs::write(&path, config).unwrap();
+    std::fs::write(&path, with_auth(config)).unwrap();
     let mut child = host_command(&path, env)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -210,6 +210,17 @@ pub fn run_host(args: &[&str]) -> (ExitStatus, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// `config` as the host gets it: a config that does not say how to authenticate runs
+/// with authentication off, so tests about something else need no tokens. Tests about
+/// authentication write an `[auth]` section.
+pub fn with_auth(config: &str) -> String {
+    if config.contains("[auth]") {
+        config.to_owned()
+    } else {
+        format!("{config}\n[auth]\nmode = \"off\"\n")
+    }
 }
 
 fn host_command(config: &Path, env: &[(&str, &str)]) -> Command {

@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod host;
 pub mod idp;
+pub mod oauth;
 pub mod plugins;
 pub mod sdk;
 pub mod secrets;
