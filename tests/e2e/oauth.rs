@@ -3,6 +3,7 @@
 //! the attacks each step must refuse.
 
 use crate::common::oauth::{Login, OAuthClient, Pkce, REDIRECT_URI, redirect_param, setup_code};
+use crate::common::tls::TlsServer;
 use crate::common::{Host, plugin, run_host, toml_path, toml_str};
 use reqwest::StatusCode;
 use rmcp::ServiceExt;
@@ -51,6 +52,29 @@ impl State {
 
     pub fn start(&self, extra_auth: &str) -> Host {
         Host::start(&self.config(extra_auth), &[("MCP_HOST_KEK", &self.kek)])
+    }
+
+    /// A host that trusts `documents`' CA and may fetch client metadata documents from
+    /// 127.0.0.1 (`trust_loopback`), as the operator of a test network would configure.
+    pub fn start_with_documents(
+        &self,
+        extra_auth: &str,
+        documents: &TlsServer,
+        trust_loopback: bool,
+    ) -> Host {
+        let ca = self.dir.path().join("documents-ca.pem");
+        std::fs::write(&ca, &documents.ca_pem).unwrap();
+        let addresses = if trust_loopback {
+            "[\"127.0.0.1\"]"
+        } else {
+            "[]"
+        };
+        let config = format!(
+            "{}\n[auth.embedded.client_metadata]\ntrusted_ca = {}\nallow_addresses = {addresses}\n",
+            self.config(extra_auth),
+            toml_path(&ca),
+        );
+        Host::start(&config, &[("MCP_HOST_KEK", &self.kek)])
     }
 
     /// `users add NAME` through the CLI (password on stdin).
@@ -608,4 +632,111 @@ fn without_a_kek_the_embedded_server_says_what_to_set() {
         crate::common::start_refused(&state.config(""), &[("MCP_HOST_KEK", other.trim())]);
     assert!(!status.success());
     assert!(stderr.contains("does not open with this KEK"), "{stderr}");
+}
+
+/// A client metadata document for `url` with `redirect_uris`.
+fn document(url: &str, redirect_uris: &[&str]) -> Value {
+    json!({
+        "client_id": url,
+        "client_name": "Metadata Client",
+        "redirect_uris": redirect_uris,
+        "grant_types": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_method": "none",
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_known_by_its_metadata_document() {
+    let documents = TlsServer::start().await;
+    let state = State::new();
+    state.add_user("alice", "alice-password-1", &[]);
+    let host = state.start_with_documents("", &documents, true);
+    let server: Value = reqwest::get(format!(
+        "{}/.well-known/oauth-authorization-server",
+        base(&host)
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(server["client_id_metadata_document_supported"], true);
+    let url = documents.url("clients/good.json");
+    documents.serve(
+        "clients/good.json",
+        document(&url, &[REDIRECT_URI]),
+        "max-age=300",
+    );
+    let client = OAuthClient::existing(&base(&host), &url);
+    let pkce = Pkce::new();
+    let page = client.open_page(&client.authorize_params(&pkce, "")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    // The page names the client and the domain its document lives on.
+    assert!(
+        page.body.contains("Metadata Client (127.0.0.1)"),
+        "{}",
+        page.body
+    );
+    let code = client
+        .authorize(&pkce, "", &Login::Password("alice", "alice-password-1"))
+        .await;
+    let (status, tokens) = client.exchange(&code, &pkce).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    // Two authorizations, one fetch: the document is cached as its headers allow.
+    assert_eq!(documents.hits("clients/good.json"), 1);
+
+    // Documents that do not hold up are refused on the page, never redirected.
+    let liar = documents.url("clients/liar.json");
+    documents.serve(
+        "clients/liar.json",
+        document("https://other.example/client.json", &[REDIRECT_URI]),
+        "no-store",
+    );
+    let elsewhere = documents.url("clients/elsewhere.json");
+    documents.serve(
+        "clients/elsewhere.json",
+        document(&elsewhere, &["http://127.0.0.1:7/other"]),
+        "no-store",
+    );
+    for (client_id, says) in [
+        (liar.as_str(), "not its own URL"),
+        (elsewhere.as_str(), "is not one the client"),
+        (&documents.url("clients/missing.json"), "HTTP 404"),
+    ] {
+        let client = OAuthClient::existing(&base(&host), client_id);
+        let page = client
+            .open_page(&client.authorize_params(&Pkce::new(), ""))
+            .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{client_id}");
+        assert!(page.body.contains(says), "{client_id}: {}", page.body);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metadata_document_on_a_private_address_is_not_fetched() {
+    let documents = TlsServer::start().await;
+    let state = State::new();
+    // The CA is trusted, but loopback is not among the addresses the operator named.
+    let host = state.start_with_documents("", &documents, false);
+    let url = documents.url("clients/inside.json");
+    documents.serve(
+        "clients/inside.json",
+        document(&url, &[REDIRECT_URI]),
+        "max-age=300",
+    );
+    let client = OAuthClient::existing(&base(&host), &url);
+    let page = client
+        .open_page(&client.authorize_params(&Pkce::new(), ""))
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.body.contains("blocked address (127.0.0.1, loopback)"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        documents.hits("clients/inside.json"),
+        0,
+        "nothing was sent there"
+    );
 }

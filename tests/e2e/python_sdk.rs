@@ -85,3 +85,54 @@ async fn python_sdk_walks_the_oauth_flow_with_step_up_and_refresh() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_uses_a_client_id_metadata_document() {
+    let documents = crate::common::tls::TlsServer::start().await;
+    let url = documents.url("mcp/client.json");
+    documents.serve(
+        "mcp/client.json",
+        serde_json::json!({
+            "client_id": url,
+            "client_name": "python-sdk-cimd",
+            "redirect_uris": [crate::common::oauth::REDIRECT_URI],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        }),
+        "max-age=600",
+    );
+    let state = crate::oauth::State::new();
+    state.add_user("alice", "alice-password-1", &[]);
+    let host = state.start_with_documents("scopes_supported = [\"fix:read\"]\n", &documents, true);
+    let (mcp_url, document_url) = (host.mcp_url(), url.clone());
+    let seen = tokio::task::spawn_blocking(move || {
+        let mut command = Command::new(python());
+        command
+            .arg(workspace_root().join("tests/python/oauth_client.py"))
+            .args([
+                mcp_url.as_str(),
+                "auto",
+                "alice",
+                "alice-password-1",
+                document_url.as_str(),
+            ]);
+        sdk_client_output(command, "python oauth client (metadata document)")
+    })
+    .await
+    .unwrap();
+    // No registration: the client_id is the document's URL, and the flow completes.
+    assert_eq!(seen["client_id"], url, "{seen}");
+    assert_eq!(seen["admin"], serde_json::json!(["stepped up"]), "{seen}");
+    assert_eq!(
+        seen["refreshed"],
+        serde_json::json!(["after refresh"]),
+        "{seen}"
+    );
+    assert_eq!(
+        documents.hits("mcp/client.json"),
+        1,
+        "fetched once, then cached"
+    );
+    assert!(host.log().contains(&format!("client_id=\"{url}\"")));
+}

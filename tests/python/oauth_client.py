@@ -1,6 +1,6 @@
 """Walks the host's OAuth flow with the official Python MCP SDK's OAuthClientProvider.
 
-Usage: oauth_client.py URL MODE USER PASSWORD
+Usage: oauth_client.py URL MODE USER PASSWORD [CLIENT_METADATA_URL]
 
 The SDK meets a 401, discovers the protected resource and authorization server
 metadata, registers itself (RFC 7591), and sends "the user" to the authorization page;
@@ -8,7 +8,9 @@ here a small stand-in for the browser opens that page over HTTP, fills in the lo
 form, approves, and hands the code from the redirect back to the SDK. Then: tools/list,
 a call the first token allows, a call that needs another scope (403, and the SDK
 authorizes again with the union of scopes), and a call after the access token was made
-to look expired (the SDK refreshes). Prints one JSON object with what it saw.
+to look expired (the SDK refreshes). With CLIENT_METADATA_URL the client is known by
+that Client ID Metadata Document instead of registering. Prints one JSON object with
+what it saw.
 """
 
 import asyncio
@@ -91,7 +93,7 @@ def texts(result) -> list:
     return [c.text for c in result.content if c.type == "text"]
 
 
-async def main(url: str, mode: str, user: str, password: str) -> None:
+async def main(url: str, mode: str, user: str, password: str, metadata_url=None) -> None:
     storage = MemoryStorage()
     browser = Browser(user, password)
     provider = OAuthClientProvider(
@@ -106,6 +108,7 @@ async def main(url: str, mode: str, user: str, password: str) -> None:
         storage=storage,
         redirect_handler=browser.redirect_handler,
         callback_handler=browser.callback_handler,
+        client_metadata_url=metadata_url,
     )
     async with httpx2.AsyncClient(auth=provider) as http:
         async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
@@ -139,4 +142,4 @@ async def main(url: str, mode: str, user: str, password: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:5]))
+    asyncio.run(main(*sys.argv[1:6]))

@@ -55,6 +55,9 @@ pub enum AuthError {
     /// The embedded server's database failed.
     #[error("[auth.embedded] {0}")]
     Store(#[from] embedded::store::StoreError),
+    /// The client metadata settings cannot be used.
+    #[error("[auth.embedded.client_metadata] {0}")]
+    ClientMetadata(String),
     /// The embedded server's keys could not be made or read.
     #[error("[auth.embedded] {0}")]
     Keys(#[from] embedded::signing::KeyError),
@@ -171,6 +174,10 @@ impl Auth {
                 let resource = resource_of(base);
                 let store = Store::open_sqlite(&config.embedded.database).await?;
                 let keys = KeyRing::open(store.clone(), kek, embedded::flow::now()).await?;
+                let documents = embedded::client_metadata::ClientMetadata::new(
+                    config.embedded.client_metadata.clone(),
+                )
+                .map_err(AuthError::ClientMetadata)?;
                 let server = Arc::new(
                     AuthorizationServer::new(
                         &config.embedded,
@@ -179,6 +186,7 @@ impl Auth {
                         store,
                         keys,
                         tool_scopes,
+                        documents,
                     )
                     .await?,
                 );

@@ -16,6 +16,7 @@ pub mod oauth;
 pub mod plugins;
 pub mod sdk;
 pub mod secrets;
+pub mod tls;
 pub mod upstream;
 
 pub use client::{Client, call_fixture, connect, first_text, internal_host_name};

@@ -1,6 +1,7 @@
 //! `[auth.embedded]`: where the authorization server keeps its state, how long its
 //! tokens live, and the clients the operator registers in advance.
 
+use super::client_metadata::ClientMetadataConfig;
 use crate::domain::HumanDuration;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,9 @@ pub struct EmbeddedConfig {
     /// Clients registered by the operator.
     #[serde(default)]
     pub clients: Vec<ConfiguredClient>,
+    /// Clients identified by a metadata document URL.
+    #[serde(default)]
+    pub client_metadata: ClientMetadataConfig,
 }
 
 impl Default for EmbeddedConfig {
@@ -36,6 +40,7 @@ impl Default for EmbeddedConfig {
             access_token_ttl: None,
             refresh_token_ttl: None,
             clients: Vec::new(),
+            client_metadata: ClientMetadataConfig::default(),
         }
     }
 }
@@ -60,6 +65,7 @@ impl EmbeddedConfig {
     /// Checks the section and resolves `database` against `base`.
     pub fn resolve(&mut self, base: &Path) -> Result<(), String> {
         self.database = base.join(&self.database);
+        self.client_metadata.resolve(base);
         let access = self.access_ttl();
         if !(Duration::from_secs(60)..=Duration::from_secs(24 * 3600)).contains(&access) {
             return Err("[auth.embedded] access_token_ttl must be from 1m to 24h".into());

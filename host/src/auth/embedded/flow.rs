@@ -3,6 +3,7 @@
 //! §4.1 with PKCE S256, RFC 8707 `resource`, RFC 9207 `iss` in the response), login,
 //! and the token endpoint (code exchange, refresh rotation).
 
+use super::client_metadata::{ClientMetadata, is_document_url};
 use super::config::EmbeddedConfig;
 use super::signing::{KeyRing, random_token};
 use super::store::{ClientRecord, CodeGrant, Refresh, RefreshGrant, Store, UserRecord};
@@ -188,6 +189,8 @@ pub struct AuthorizationServer {
     refresh_ttl: Duration,
     /// The scopes this server issues (every scope some tool needs).
     scopes: Vec<Scope>,
+    /// Clients known by their metadata document.
+    documents: ClientMetadata,
 }
 
 impl AuthorizationServer {
@@ -200,6 +203,7 @@ impl AuthorizationServer {
         store: Store,
         keys: KeyRing,
         scopes: Vec<Scope>,
+        documents: ClientMetadata,
     ) -> Result<Self, super::store::StoreError> {
         let now = now();
         for client in &config.clients {
@@ -223,6 +227,7 @@ impl AuthorizationServer {
             access_ttl: config.access_ttl(),
             refresh_ttl: config.refresh_ttl(),
             scopes,
+            documents,
         })
     }
 
@@ -251,7 +256,7 @@ impl AuthorizationServer {
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": ["none"],
             "scopes_supported": self.scopes,
-            "client_id_metadata_document_supported": false,
+            "client_id_metadata_document_supported": self.documents.enabled(),
             "authorization_response_iss_parameter_supported": true,
         })
     }
@@ -339,22 +344,26 @@ impl AuthorizationServer {
         let client_id = params.client_id.as_deref().ok_or_else(|| {
             AuthorizeError::Show("The request names no client (client_id).".into())
         })?;
-        let client = self
-            .store
-            .client(client_id)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot read clients");
-                AuthorizeError::Show(
-                    "The authorization server cannot read its clients; try again.".into(),
-                )
+        let shown: String = client_id.chars().take(200).collect();
+        let client = if is_document_url(client_id) && self.documents.enabled() {
+            self.documents.client(client_id).await.map_err(|why| {
+                tracing::warn!(client_id = %shown, %why, "client metadata document refused");
+                AuthorizeError::Show(format!("The client `{shown}` cannot be used: {why}."))
             })?
-            .ok_or_else(|| {
-                AuthorizeError::Show(format!(
-                    "The client `{}` is not registered here.",
-                    client_id.chars().take(80).collect::<String>()
-                ))
-            })?;
+        } else {
+            self.store
+                .client(client_id)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "cannot read clients");
+                    AuthorizeError::Show(
+                        "The authorization server cannot read its clients; try again.".into(),
+                    )
+                })?
+                .ok_or_else(|| {
+                    AuthorizeError::Show(format!("The client `{shown}` is not registered here."))
+                })?
+        };
         let redirect_uri = params
             .redirect_uri
             .clone()
