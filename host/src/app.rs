@@ -18,6 +18,9 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
+/// How often the embedded authorization server deletes expired codes and tokens.
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// How long in-flight requests may run after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -85,6 +88,9 @@ impl App {
             load_kek(&secrets.kek_source())
         })
         .await?;
+        if let Some(server) = auth.authorization_server() {
+            server.purge_every(PURGE_INTERVAL);
+        }
         if let Some(code) = auth.setup_code() {
             // Written straight to the terminal: the one way a newcomer learns it.
             eprintln!(

@@ -35,3 +35,46 @@ async fn typescript_sdk_lists_and_calls() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typescript_sdk_walks_the_oauth_flow() {
+    let state = crate::oauth::State::new();
+    state.add_user("alice", "alice-password-1", &[]);
+    let host = state.start("scopes_supported = [\"fix:read\"]\n");
+    let url = host.mcp_url();
+    let seen = tokio::task::spawn_blocking(move || {
+        let mut command = Command::new("node");
+        command
+            .current_dir(workspace_root().join("tests/typescript"))
+            .args([
+                "oauth_client.mjs",
+                url.as_str(),
+                "alice",
+                "alice-password-1",
+            ]);
+        sdk_client_output(command, "typescript oauth client")
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen["first_scope"], "fix:read", "{seen}");
+    assert_eq!(seen["tools"], serde_json::json!(["open", "read"]), "{seen}");
+    assert_eq!(seen["read"], serde_json::json!(["first"]), "{seen}");
+    // The 403 for fix:admin led to a second authorization asking for both scopes.
+    assert_eq!(seen["admin"], serde_json::json!(["stepped up"]), "{seen}");
+    let second = seen["authorizations"][1].as_str().unwrap_or_default();
+    assert!(second.contains("fix:admin"), "{seen}");
+    // The spoiled token led to a refresh, not a third login.
+    assert_eq!(
+        seen["refreshed"],
+        serde_json::json!(["after refresh"]),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["authorizations"].as_array().unwrap().len(),
+        seen["logins_before_refresh"].as_u64().unwrap() as usize,
+        "{seen}"
+    );
+    assert_eq!(seen["access_tokens"], 3, "{seen}");
+    let client_id = seen["client_id"].as_str().unwrap();
+    assert!(host.log().contains(&format!("client_id=\"{client_id}\"")));
+}

@@ -231,6 +231,27 @@ impl AuthorizationServer {
         })
     }
 
+    /// Purges expired codes, tokens and keys every `interval`, for as long as the
+    /// server lives (a task of its own).
+    pub fn purge_every(self: &std::sync::Arc<Self>, interval: Duration) {
+        let server = std::sync::Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(server) = server.upgrade() else {
+                    return;
+                };
+                match server.store.purge(now()).await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "purged expired codes, tokens and keys"),
+                    Err(error) => tracing::warn!(%error, "cannot purge the auth database"),
+                }
+            }
+        });
+    }
+
     /// The issuer identifier.
     pub fn issuer(&self) -> &str {
         &self.issuer
