@@ -418,3 +418,105 @@ async fn with_authentication_off_the_host_says_so() {
     .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
+
+/// oidc-provider (npm), a certified OpenID provider we did not write, on 127.0.0.1.
+struct OidcProvider {
+    child: std::process::Child,
+    issuer: String,
+}
+
+impl OidcProvider {
+    fn start() -> Self {
+        use std::io::BufRead as _;
+        let folder = crate::common::workspace_root().join("tests/typescript");
+        assert!(
+            folder.join("node_modules/oidc-provider").exists(),
+            "oidc-provider is missing: run the README's test command (npm ci in {})",
+            folder.display()
+        );
+        let mut child = std::process::Command::new("node")
+            .current_dir(&folder)
+            .arg("oidc_provider.mjs")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("node runs");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: Value = serde_json::from_str(&line).expect("the provider prints its issuer");
+        Self {
+            child,
+            issuer: ready["issuer"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// An access token for `resource` with `scope`, by client credentials.
+    async fn token(&self, resource: &str, scope: &str) -> String {
+        let answer: Value = reqwest::Client::new()
+            .post(format!("{}/token", self.issuer))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "machine"),
+                ("client_secret", "machine-secret"),
+                ("resource", resource),
+                ("scope", scope),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {answer}"))
+            .to_owned()
+    }
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_from_a_certified_openid_provider() {
+    let provider = OidcProvider::start();
+    let tools = json!([
+        {"name": "open", "input_schema": {"type": "object"}},
+        {"name": "read", "input_schema": {"type": "object"}},
+        {"name": "admin", "input_schema": {"type": "object"}},
+    ]);
+    // Discovery: the provider publishes OpenID Connect metadata, not RFC 8414's.
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[auth]\nmode = \"external\"\nissuer = \"{}\"\n\
+         [plugins.fix]\npath = {}\nenv = {{ FIXTURE_TOOLS = {} }}\n\
+         scopes = {{ read = \"fix:read\", admin = \"fix:admin\" }}\n",
+        provider.issuer,
+        toml_path(&plugin("fixture")),
+        toml_str(&tools.to_string()),
+    );
+    let host = Host::start(&config, &[]);
+    let ours = provider.token(&resource(&host), "fix:read").await;
+    let client = client_with(&host, &ours).await;
+    let listed: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert_eq!(listed, ["open", "read"]);
+    let result = client.call_tool(call("read")).await.unwrap();
+    assert_eq!(result.is_error, Some(false), "{result:?}");
+    client.cancel().await.ok();
+    // The same provider's token for another resource is refused.
+    let theirs = provider.token("https://other.example.com/mcp", "fix:read").await;
+    let (status, challenge, _) = post(&host, INITIALIZE, Some(&format!("Bearer {theirs}")), "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(challenge.contains("issued for another resource"), "{challenge}");
+}
