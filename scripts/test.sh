@@ -5,6 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages, installed only when absent; the package lists are refreshed once if
+# the first attempt cannot find them (a fresh machine may have none).
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends "$@" || { apt-get update && apt-get install -y --no-install-recommends "$@"; }
+}
+
 # The plugins' target (wasip1 for cargo-component), and the tools the checks use.
 rustup target add wasm32-wasip2 wasm32-wasip1
 rustup component add rustfmt clippy
@@ -16,11 +23,17 @@ fi
 target/test-venv/bin/python -m pip install --quiet --disable-pip-version-check \
   -r tests/python/requirements.txt
 
-# The official TypeScript MCP client SDK, pinned by its lockfile, for the same reason.
+# The official TypeScript MCP client SDK and a certified OpenID provider (oidc-provider),
+# pinned by their lockfile, for the same reason.
 if ! command -v node >/dev/null 2>&1; then
-  apt-get install -y nodejs npm
+  apt_install nodejs npm
 fi
 (cd tests/typescript && npm ci --no-audit --no-fund --loglevel=error)
+
+# A real browser for the login page: Debian's Chromium and its WebDriver.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  apt_install chromium chromium-driver
+fi
 
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings

@@ -515,8 +515,14 @@ async fn tokens_from_a_certified_openid_provider() {
     assert_eq!(result.is_error, Some(false), "{result:?}");
     client.cancel().await.ok();
     // The same provider's token for another resource is refused.
-    let theirs = provider.token("https://other.example.com/mcp", "fix:read").await;
-    let (status, challenge, _) = post(&host, INITIALIZE, Some(&format!("Bearer {theirs}")), "").await;
+    let theirs = provider
+        .token("https://other.example.com/mcp", "fix:read")
+        .await;
+    let (status, challenge, _) =
+        post(&host, INITIALIZE, Some(&format!("Bearer {theirs}")), "").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(challenge.contains("issued for another resource"), "{challenge}");
+    assert!(
+        challenge.contains("issued for another resource"),
+        "{challenge}"
+    );
 }

@@ -5,6 +5,7 @@
 mod common;
 
 mod auth;
+mod browser;
 mod files;
 mod hostile;
 mod limits;
