@@ -7,6 +7,7 @@ use crate::auth::{Auth, AuthError};
 use crate::config::Config;
 use crate::mcp::McpHandler;
 use crate::pipeline::Pipeline;
+use crate::ratelimit::{AddressLimits, ToolLimiter};
 use crate::registry::{LoadError, Registry};
 use crate::sandbox::{Sandbox, SandboxError, pool};
 use crate::secrets::sources::{self, CredentialSetupError, load_kek};
@@ -20,6 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 /// How often the embedded authorization server deletes expired codes and tokens.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// How often rate limiters forget the keys whose allowance has refilled.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How long in-flight requests may run after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,6 +43,9 @@ pub enum AppError {
     /// Authentication could not be set up.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// A rate-limit override names no tool a plugin offers.
+    #[error("config: {0}")]
+    RateLimits(String),
     /// The listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -66,7 +73,14 @@ impl App {
         let credentials = sources::from_config(&config.secrets, &config.granted_credentials())?;
         let sandbox = Arc::new(Sandbox::new(credentials, pool)?);
         let registry = Registry::load(&config.plugins, &sandbox).await?;
-        let pipeline = Arc::new(Pipeline::new(registry, sandbox));
+        config
+            .rate_limits
+            .check_tools(|tool| registry.tool(tool).is_some())
+            .map_err(AppError::RateLimits)?;
+        let limiter = Arc::new(ToolLimiter::new(&config.rate_limits));
+        let pruned = limiter.clone();
+        prune_every(PRUNE_INTERVAL, move || pruned.prune());
+        let pipeline = Arc::new(Pipeline::new(registry, sandbox, limiter));
         Ok(Self { config, pipeline })
     }
 
@@ -110,9 +124,13 @@ impl App {
                 "access tokens are required at /mcp"
             );
         }
+        let limits = Arc::new(AddressLimits::new(&self.config.rate_limits));
+        let pruned = limits.clone();
+        prune_every(PRUNE_INTERVAL, move || pruned.prune());
         let app = server::router(
             self.pipeline,
             Arc::new(auth),
+            limits,
             &self.config.server,
             shutdown.clone(),
         );
@@ -183,4 +201,16 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     let _ = ctrl_c.await;
     tracing::info!("shutting down");
     shutdown.cancel();
+}
+
+/// Runs `prune` every `interval`, for as long as the process runs.
+fn prune_every(interval: Duration, prune: impl Fn() + Send + 'static) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            prune();
+        }
+    });
 }

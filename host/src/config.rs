@@ -3,12 +3,13 @@
 //!
 //! This module only composes: each section's type and its checks belong to the module
 //! that uses it (`[server]` to [`crate::server`], `[auth]` to [`crate::auth`],
-//! `[secrets]` to [`crate::secrets`],
+//! `[secrets]` to [`crate::secrets`], `[rate_limits]` to [`crate::ratelimit`],
 //! `[plugins.NAME]` to [`crate::registry`], whose grant keys belong to the sandbox's
 //! capabilities).
 
 use crate::auth::config::AuthConfig;
 use crate::domain::{CredentialName, PluginName};
+use crate::ratelimit::RateLimitConfig;
 use crate::registry::PluginConfig;
 use crate::sandbox::pool::PoolSize;
 use crate::secrets::sources::SecretsConfig;
@@ -67,6 +68,9 @@ pub struct Config {
     /// `[auth]`: how requests to `/mcp` are authenticated.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// `[rate_limits]`: how often users may call tools, and clients the server.
+    #[serde(default)]
+    pub rate_limits: RateLimitConfig,
     /// `[secrets]`: where credential values come from.
     #[serde(default)]
     pub secrets: SecretsConfig,
@@ -130,6 +134,11 @@ impl Config {
                 .resolve(base)
                 .map_err(|e| Problem::Invalid(format!("[plugins.{name}] {e}")))?;
         }
+        let plugins: Vec<&PluginName> = config.plugins.keys().collect();
+        config
+            .rate_limits
+            .check(&plugins)
+            .map_err(Problem::Invalid)?;
         config.secrets.resolve(base).map_err(Problem::Invalid)?;
         config.auth.resolve(base).map_err(Problem::Invalid)?;
         Ok(config)

@@ -13,6 +13,7 @@
 //! - [`inspect`]: `plugin inspect`: what a component offers and asks for.
 //! - [`registry`]: the loaded plugins and their tools (schemas compiled at load).
 //! - [`schema`]: checks a plugin's JSON Schemas at load and validates per call.
+//! - [`ratelimit`]: `[rate_limits]` and the bounded keyed limiters built from it.
 //! - [`sandbox`]: the wasmtime engine and each capability a plugin may be granted.
 //! - [`secrets`]: the envelope-encrypted credential store and credential sources.
 //! - [`domain`]: names and quantities every layer shares.
@@ -27,6 +28,7 @@ pub mod domain;
 pub mod inspect;
 pub mod mcp;
 pub mod pipeline;
+pub mod ratelimit;
 pub mod registry;
 pub mod sandbox;
 pub mod schema;

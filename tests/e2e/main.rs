@@ -12,6 +12,7 @@ mod limits;
 mod loading;
 mod oauth;
 mod python_sdk;
+mod rate_limits;
 mod records;
 mod results;
 mod secrets;

@@ -25,6 +25,19 @@ pub fn to_mcp(result: Result<ToolOutput, CallError>) -> Result<CallToolResult, M
         Err(error @ CallError::UnknownTool(_)) => {
             Err(McpError::invalid_params(error.to_string(), None))
         }
+        Err(error @ CallError::RateLimited { limit, .. }) => {
+            // Structured, so a client can wait without parsing prose.
+            let structured = serde_json::json!({
+                "error": {
+                    "code": "RATE_LIMITED",
+                    "retryable": true,
+                    "retry_after_seconds": limit.retry_after_seconds(),
+                }
+            });
+            let mut result = CallToolResult::error(vec![ContentBlock::text(error.to_string())]);
+            result.structured_content = Some(structured);
+            Ok(result)
+        }
         Err(error) => Ok(CallToolResult::error(vec![ContentBlock::text(
             error.to_string(),
         )])),
@@ -73,6 +86,27 @@ mod tests {
         assert_eq!(
             refused.content[0].as_text().unwrap().text,
             "The tool declares an output schema but returned no structured content"
+        );
+        let limit = crate::ratelimit::RateLimited {
+            budget: crate::ratelimit::Budget::UserTool,
+            rate: crate::ratelimit::Rate::parse("3/min").unwrap(),
+            retry_after: std::time::Duration::from_millis(19_200),
+        };
+        let limited = to_mcp(Err(CallError::RateLimited {
+            tool: "forecast".into(),
+            limit,
+        }))
+        .unwrap();
+        assert_eq!(limited.is_error, Some(true));
+        assert_eq!(
+            limited.structured_content,
+            Some(serde_json::json!({"error": {
+                "code": "RATE_LIMITED", "retryable": true, "retry_after_seconds": 20
+            }}))
+        );
+        assert_eq!(
+            limited.content[0].as_text().unwrap().text,
+            "Rate limited: you may call `forecast` 3 times per minute. Try again in 20 s."
         );
         let unknown = to_mcp(Err(CallError::UnknownTool("nope".into()))).unwrap_err();
         assert!(

@@ -1,9 +1,9 @@
-//! Admission: whether a validated call may start now. A plugin whose calls keep
-//! crashing makes new calls wait first ([`super::cooldown`]); then the call takes one
-//! of the plugin's concurrency slots (`limits.max_concurrency`), waiting at most
-//! [`BUSY_WAIT`] before it is answered "busy". The rate limiter joins here.
+//! Admission: whether a validated call may start now. A caller whose calls of a plugin
+//! keep crashing waits first ([`super::cooldown`]); then the call takes one of the
+//! plugin's concurrency slots (`limits.max_concurrency`), waiting at most
+//! [`BUSY_WAIT`] before it is answered "busy".
 
-use super::cooldown::Cooldown;
+use super::cooldown::{Cooldowns, Key};
 use crate::domain::PluginName;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -14,12 +14,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// answered "busy".
 pub const BUSY_WAIT: Duration = Duration::from_secs(2);
 
-/// One plugin's slots and cool-down.
+/// One plugin's slots.
 struct Gate {
     slots: Arc<Semaphore>,
     /// The `max_concurrency` the slots were made for.
     limit: u32,
-    cooldown: Cooldown,
 }
 
 /// The gates of every plugin, made on a plugin's first call (and again when a
@@ -27,6 +26,7 @@ struct Gate {
 #[derive(Default)]
 pub struct Admission {
     gates: RwLock<HashMap<PluginName, Arc<Gate>>>,
+    cooldowns: Arc<Cooldowns>,
 }
 
 /// A call refused admission: every slot stayed taken for [`BUSY_WAIT`].
@@ -39,7 +39,8 @@ pub struct Busy {
 /// A call's place: its slot is held until this is dropped. Dropped without
 /// [`Admitted::finish`] (the call's task panicked) it counts as a crash.
 pub struct Admitted {
-    gate: Arc<Gate>,
+    cooldowns: Arc<Cooldowns>,
+    key: Key,
     permit: Option<OwnedSemaphorePermit>,
     finished: bool,
 }
@@ -47,7 +48,7 @@ pub struct Admitted {
 impl Admitted {
     /// Records how the call ended (for the cool-down) and gives the slot back.
     pub fn finish(mut self, crashed: bool) {
-        self.gate.cooldown.record(crashed);
+        self.cooldowns.record(&self.key, crashed);
         self.finished = true;
         self.permit.take();
     }
@@ -56,23 +57,30 @@ impl Admitted {
 impl Drop for Admitted {
     fn drop(&mut self) {
         if !self.finished {
-            self.gate.cooldown.record(true);
+            self.cooldowns.record(&self.key, true);
         }
     }
 }
 
 impl Admission {
-    /// Waits out `plugin`'s cool-down, then for one of its `limit` slots (at most
-    /// [`BUSY_WAIT`]).
-    pub async fn admit(&self, plugin: &PluginName, limit: u32) -> Result<Admitted, Busy> {
-        let gate = self.gate(plugin, limit);
-        let cooldown = gate.cooldown.wait();
+    /// Waits out `caller`'s cool-down for `plugin`, then for one of the plugin's
+    /// `limit` slots (at most [`BUSY_WAIT`]).
+    pub async fn admit(
+        &self,
+        caller: &str,
+        plugin: &PluginName,
+        limit: u32,
+    ) -> Result<Admitted, Busy> {
+        let key = (caller.to_owned(), plugin.clone());
+        let cooldown = self.cooldowns.wait(&key);
         if !cooldown.is_zero() {
             tokio::time::sleep(cooldown).await;
         }
+        let gate = self.gate(plugin, limit);
         match tokio::time::timeout(BUSY_WAIT, gate.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(Admitted {
-                gate,
+                cooldowns: self.cooldowns.clone(),
+                key,
                 permit: Some(permit),
                 finished: false,
             }),
@@ -106,7 +114,6 @@ impl Gate {
         Self {
             slots: Arc::new(Semaphore::new(limit as usize)),
             limit,
-            cooldown: Cooldown::default(),
         }
     }
 }
@@ -123,13 +130,16 @@ mod tests {
     async fn a_full_plugin_answers_busy_and_a_freed_slot_admits() {
         let admission = Admission::default();
         let (p, q) = (name("p"), name("q"));
-        let first = admission.admit(&p, 1).await.unwrap();
+        let first = admission.admit("u", &p, 1).await.unwrap();
         // Every slot taken for BUSY_WAIT (virtual time): busy, naming the limit.
-        assert_eq!(admission.admit(&p, 1).await.err(), Some(Busy { limit: 1 }));
+        assert_eq!(
+            admission.admit("u", &p, 1).await.err(),
+            Some(Busy { limit: 1 })
+        );
         // Another plugin has slots of its own.
-        let other = admission.admit(&q, 1).await.unwrap();
+        let other = admission.admit("u", &q, 1).await.unwrap();
         first.finish(false);
-        let again = admission.admit(&p, 1).await.unwrap();
+        let again = admission.admit("u", &p, 1).await.unwrap();
         again.finish(false);
         other.finish(false);
     }
@@ -138,19 +148,20 @@ mod tests {
     async fn a_call_dropped_unfinished_counts_as_a_crash() {
         let admission = Admission::default();
         let p = name("p");
-        drop(admission.admit(&p, 2).await.unwrap());
-        assert!(!admission.gate(&p, 2).cooldown.wait().is_zero());
-        admission.admit(&p, 2).await.unwrap().finish(false);
-        assert!(admission.gate(&p, 2).cooldown.wait().is_zero());
+        let key = ("u".to_owned(), p.clone());
+        drop(admission.admit("u", &p, 2).await.unwrap());
+        assert!(!admission.cooldowns.wait(&key).is_zero());
+        admission.admit("u", &p, 2).await.unwrap().finish(false);
+        assert!(admission.cooldowns.wait(&key).is_zero());
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_changed_limit_gets_new_slots() {
         let admission = Admission::default();
         let p = name("p");
-        let held = admission.admit(&p, 1).await.unwrap();
+        let held = admission.admit("u", &p, 1).await.unwrap();
         // A reload raised the limit: the new gate has room at once.
-        admission.admit(&p, 2).await.unwrap().finish(false);
+        admission.admit("u", &p, 2).await.unwrap().finish(false);
         held.finish(false);
     }
 }

@@ -1,10 +1,60 @@
-//! Cool-down for plugins that keep crashing: after consecutive calls that ended in a
-//! trap (a limit hit, a crash), the plugin's next calls wait before they start, a
-//! little longer each time, so a stream of endless loops or memory bombs cannot eat the
-//! CPU that other plugins' calls need. One call that completes resets it.
+//! Cool-down for callers whose calls of a plugin keep crashing: after consecutive calls
+//! that ended in a trap (a limit hit, a crash), that caller's next calls of the plugin
+//! wait before they start, a little longer each time, so a stream of endless loops or
+//! memory bombs cannot eat the CPU that other calls need. One call that completes
+//! resets it. It is kept per caller x plugin: one caller's crashing inputs do not slow
+//! anyone else's calls.
 
+use crate::domain::PluginName;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Most caller x plugin pairs in cool-down at once; past it the pairs whose wait is
+/// over are forgotten first, then the rest (memory stays bounded under a flood).
+const MAX_TRACKED: usize = 10_000;
+
+/// Who is cooling down from what.
+pub type Key = (String, PluginName);
+
+/// Every caller x plugin in cool-down. Pairs whose last call completed are not kept.
+#[derive(Debug, Default)]
+pub struct Cooldowns(Mutex<HashMap<Key, Cooldown>>);
+
+impl Cooldowns {
+    /// How long `key`'s call starting now must wait.
+    pub fn wait(&self, key: &Key) -> Duration {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key).map_or(Duration::ZERO, Cooldown::wait)
+    }
+
+    /// Records how `key`'s call ended.
+    pub fn record(&self, key: &Key, crashed: bool) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !crashed {
+            map.remove(key);
+            return;
+        }
+        if !map.contains_key(key) && map.len() >= MAX_TRACKED {
+            let now = Instant::now();
+            map.retain(|_, c| !c.wait_at(now).is_zero());
+            if map.len() >= MAX_TRACKED {
+                map.clear();
+            }
+        }
+        map.entry(key.clone()).or_default().record(true);
+    }
+
+    /// How many pairs are in cool-down.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether no pair is in cool-down.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// Wait after the first crash; it doubles with each further crash in a row.
 const FIRST_WAIT: Duration = Duration::from_millis(20);
@@ -17,7 +67,7 @@ struct State {
     not_before: Option<Instant>,
 }
 
-/// One plugin's cool-down state.
+/// One caller x plugin's cool-down state.
 #[derive(Debug, Default)]
 pub struct Cooldown(Mutex<State>);
 
@@ -78,5 +128,32 @@ mod tests {
         assert_eq!(cooldown.wait_at(t0 + MAX_WAIT), Duration::ZERO);
         cooldown.record_at(false, later);
         assert_eq!(cooldown.wait_at(later), Duration::ZERO);
+    }
+
+    #[test]
+    fn one_callers_crashes_do_not_slow_another() {
+        let cooldowns = Cooldowns::default();
+        let plugin = PluginName::try_from("p".to_owned()).unwrap();
+        let (mallory, alice) = (
+            ("mallory".to_owned(), plugin.clone()),
+            ("alice".to_owned(), plugin),
+        );
+        cooldowns.record(&mallory, true);
+        assert!(!cooldowns.wait(&mallory).is_zero());
+        assert_eq!(cooldowns.wait(&alice), Duration::ZERO);
+        cooldowns.record(&alice, false);
+        assert_eq!(cooldowns.len(), 1);
+        cooldowns.record(&mallory, false);
+        assert!(cooldowns.is_empty());
+    }
+
+    #[test]
+    fn the_pairs_in_cool_down_stay_bounded() {
+        let cooldowns = Cooldowns::default();
+        let plugin = PluginName::try_from("p".to_owned()).unwrap();
+        for n in 0..(MAX_TRACKED + 500) {
+            cooldowns.record(&(format!("caller-{n}"), plugin.clone()), true);
+            assert!(cooldowns.len() <= MAX_TRACKED);
+        }
     }
 }

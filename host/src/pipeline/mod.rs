@@ -13,6 +13,7 @@ pub mod outcome;
 pub mod output;
 
 use crate::domain::Scope;
+use crate::ratelimit::{RateLimited, ToolLimiter};
 use crate::registry::{RegisteredTool, Registry};
 use crate::sandbox::bindings::exports::mcp::tools::tools::CallError as PluginError;
 use crate::sandbox::bindings::mcp::tools::types::Content;
@@ -64,6 +65,17 @@ pub enum CallError {
         /// The scope it needs.
         scope: Scope,
     },
+    /// One of the caller's budgets for the tool is spent.
+    #[error(
+        "Rate limited: {}. Try again in {} s.",
+        spent(.tool, .limit), .limit.retry_after_seconds()
+    )]
+    RateLimited {
+        /// The tool.
+        tool: String,
+        /// Which budget, its rate and when it allows a call again.
+        limit: RateLimited,
+    },
     /// The arguments do not match the tool's input schema.
     #[error("Invalid arguments for `{tool}`: {problems}")]
     InvalidArguments {
@@ -105,6 +117,22 @@ pub enum CallError {
     Output(#[from] OutputError),
 }
 
+/// Which budget a rate-limited call spent, as the model reads it.
+fn spent(tool: &str, limit: &RateLimited) -> String {
+    let (count, per) = (limit.rate.count, limit.rate.per());
+    match limit.budget {
+        crate::ratelimit::Budget::User => {
+            format!("you may make {count} tool calls per {per}, counting every tool")
+        }
+        crate::ratelimit::Budget::UserTool => {
+            format!("you may call `{tool}` {count} times per {per}")
+        }
+        crate::ratelimit::Budget::Tool => {
+            format!("`{tool}` may be called {count} times per {per} by all callers together")
+        }
+    }
+}
+
 /// A plugin's `call-error` as the model reads it.
 fn plugin_error_message(error: &PluginError) -> String {
     match error {
@@ -119,15 +147,17 @@ fn plugin_error_message(error: &PluginError) -> String {
 pub struct Pipeline {
     /// The plugins being served; swapped whole when they are reloaded.
     registry: ArcSwap<Registry>,
+    limiter: Arc<ToolLimiter>,
     admission: Admission,
     sandbox: Arc<Sandbox>,
 }
 
 impl Pipeline {
-    /// A pipeline serving `registry`'s tools in `sandbox`.
-    pub fn new(registry: Registry, sandbox: Arc<Sandbox>) -> Self {
+    /// A pipeline serving `registry`'s tools in `sandbox`, within `limiter`'s rates.
+    pub fn new(registry: Registry, sandbox: Arc<Sandbox>, limiter: Arc<ToolLimiter>) -> Self {
         Self {
             registry: ArcSwap::from_pointee(registry),
+            limiter,
             admission: Admission::default(),
             sandbox,
         }
@@ -200,7 +230,14 @@ impl Pipeline {
                 scope,
             });
         }
-        // 3. rate limit: per user, per tool, per user x tool (rate-limit issue).
+        // 3. rate limit: the caller's budgets for this tool (per user x tool, per
+        //    user, per tool); the plugin is not invoked over any of them.
+        self.limiter
+            .check(ctx.caller.subject(), &tool.plugin.name, &call.tool)
+            .map_err(|limit| CallError::RateLimited {
+                tool: call.tool.clone(),
+                limit,
+            })?;
         // 4. validate the arguments against the tool's JSON Schema.
         let arguments = Value::Object(call.arguments.clone().unwrap_or_default());
         tool.input
@@ -214,7 +251,7 @@ impl Pipeline {
         let limit = plugin.prepared.grants().limits.max_concurrency;
         let admitted = self
             .admission
-            .admit(&plugin.name, limit)
+            .admit(ctx.caller.subject(), &plugin.name, limit)
             .await
             .map_err(|Busy { limit }| {
                 tracing::warn!(call_id = %ctx.request_id, plugin = %plugin.name, tool = call.tool, "busy: concurrency limit reached");

@@ -19,6 +19,8 @@ pub enum Outcome {
     /// The tool answered with an error the model can read (`is-error`, or a
     /// `call-error`).
     ToolError,
+    /// One of the caller's budgets for the tool was spent.
+    RateLimited,
     /// The arguments did not match the tool's input schema.
     InvalidArguments,
     /// No plugin offers the tool.
@@ -47,6 +49,7 @@ impl Outcome {
         match self {
             Outcome::Ok => "ok",
             Outcome::ToolError => "tool_error",
+            Outcome::RateLimited => "rate_limited",
             Outcome::InvalidArguments => "invalid_arguments",
             Outcome::UnknownTool => "unknown_tool",
             Outcome::Unauthenticated => "unauthenticated",
@@ -68,6 +71,7 @@ impl Outcome {
             Err(error) => match error {
                 CallError::UnknownTool(_) => Outcome::UnknownTool,
                 CallError::Forbidden { .. } => Outcome::Forbidden,
+                CallError::RateLimited { .. } => Outcome::RateLimited,
                 CallError::InvalidArguments { .. } => Outcome::InvalidArguments,
                 CallError::Busy { .. } => Outcome::Busy,
                 CallError::Plugin(_) => Outcome::ToolError,

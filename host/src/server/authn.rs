@@ -5,11 +5,13 @@
 //! document clients discover the authorization server from.
 
 use super::jsonrpc::Peeked;
+use super::limits::over;
 use crate::auth::{Auth, Refusal};
 use crate::mcp::context::http_context;
 use crate::pipeline::Pipeline;
 use crate::pipeline::context::Caller;
 use crate::pipeline::outcome::{Outcome, record_refused};
+use crate::ratelimit::AddressLimits;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -22,10 +24,13 @@ pub struct EdgeAuth {
     pub auth: Arc<Auth>,
     /// Which scope each tool needs.
     pub pipeline: Arc<Pipeline>,
+    /// How often one address may fail authentication.
+    pub limits: Arc<AddressLimits>,
 }
 
 /// The authentication layer: puts the request's [`Caller`] in its extensions, or
-/// answers 401 (400 for a token in the query string).
+/// answers 401 (400 for a token in the query string); an address that keeps failing
+/// is answered 429 instead.
 pub async fn authenticate(
     State(edge): State<Arc<EdgeAuth>>,
     mut request: Request,
@@ -44,13 +49,18 @@ pub async fn authenticate(
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
-        Err(refusal) => refuse(
-            &edge.auth,
-            &request,
-            "authenticate",
-            Outcome::Unauthenticated,
-            &refusal,
-        ),
+        Err(refusal) => {
+            if let Some(too_many) = over(edge.limits.failed_authentication.as_ref(), &request) {
+                return too_many;
+            }
+            refuse(
+                &edge.auth,
+                &request,
+                "authenticate",
+                Outcome::Unauthenticated,
+                &refusal,
+            )
+        }
     }
 }
 

@@ -18,7 +18,9 @@
 //! 5. the `Host` and `Origin` check ([`origin`]), answered 403;
 //! 6. the JSON-RPC peek ([`jsonrpc`]): method and tool name, for the layers after it;
 //! 7. authentication ([`authn`]): the bearer token becomes the request's caller, or
-//!    401 with a challenge (400 for a token in the query string);
+//!    401 with a challenge (400 for a token in the query string); an address failing
+//!    more often than `[rate_limits.per_address] failed_authentication` gets 429
+//!    ([`limits`]);
 //! 8. authorization ([`authn`]): a `tools/call` whose token lacks the tool's scope is
 //!    answered 403 `insufficient_scope`;
 //! 9. malformed `tools/call` arguments answered as a tool error ([`jsonrpc`]);
@@ -26,11 +28,13 @@
 //!
 //! `/.well-known/oauth-protected-resource[/mcp]` serves the protected resource
 //! metadata; in embedded mode the authorization server's endpoints ([`oauth`]) are at
-//! `/.well-known/oauth-authorization-server` and `/oauth/*`; `/healthz` answers `ok`.
+//! `/.well-known/oauth-authorization-server` and `/oauth/*`, behind a per-address limit
+//! ([`limits`]); `/healthz` answers `ok`.
 //! None of these passes the Host check or authentication.
 
 pub mod authn;
 pub mod jsonrpc;
+pub mod limits;
 pub mod listener;
 pub mod oauth;
 pub mod origin;
@@ -38,6 +42,7 @@ pub mod origin;
 use crate::auth::Auth;
 use crate::mcp::McpHandler;
 use crate::pipeline::Pipeline;
+use crate::ratelimit::AddressLimits;
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Request, header};
 use axum::routing::get;
@@ -135,6 +140,7 @@ impl ServerConfig {
 pub fn router(
     pipeline: Arc<Pipeline>,
     auth: Arc<Auth>,
+    limits: Arc<AddressLimits>,
     config: &ServerConfig,
     shutdown: CancellationToken,
 ) -> Router {
@@ -145,6 +151,7 @@ pub fn router(
     let edge = Arc::new(authn::EdgeAuth {
         auth: auth.clone(),
         pipeline: pipeline.clone(),
+        limits: limits.clone(),
     });
     let mcp = Router::new()
         .fallback_service(mcp_service(pipeline, shutdown))
@@ -181,7 +188,9 @@ pub fn router(
         .nest("/mcp", mcp);
     if let Some(server) = authorization_server {
         let secure = server.issuer().starts_with("https://");
-        router = router.merge(oauth::routes(server, secure));
+        router = router.merge(oauth::routes(server, secure).layer(
+            axum::middleware::from_fn_with_state(limits, limits::authorization_server),
+        ));
     }
     router.layer(
         ServiceBuilder::new()

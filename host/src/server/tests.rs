@@ -29,11 +29,16 @@ fn app() -> Router {
         ],
         ..ServerConfig::default()
     };
-    let pipeline = Arc::new(Pipeline::new(Registry::default(), sandbox()));
+    let pipeline = Arc::new(Pipeline::new(
+        Registry::default(),
+        sandbox(),
+        Arc::new(crate::ratelimit::ToolLimiter::unlimited()),
+    ));
     let base = public_base(&config, "127.0.0.1:8080".parse().unwrap());
     router(
         pipeline,
         Arc::new(Auth::off(&base)),
+        Arc::new(crate::ratelimit::AddressLimits::none()),
         &config,
         CancellationToken::new(),
     )
