@@ -21,6 +21,11 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with("").await
+}
+
+/// [`setup`], with `extra` lines in the plugin's section.
+async fn setup_with(extra: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let upstream = Upstream::start().await;
     let internal = crate::common::internal_host_name();
@@ -29,7 +34,7 @@ async fn setup() -> Setup {
         "[server]\nlisten = \"127.0.0.1:0\"\n[secrets]\nsource = \"env\"\n\
          [plugins.fix]\npath = {}\nenv = {{ GIVEN = \"yes\" }}\n\
          allowed_outbound_hosts = [{}, {}]\n\
-         files = [{{ host = {}, guest = \"/data\", mode = \"ro\" }}]\n",
+         files = [{{ host = {}, guest = \"/data\", mode = \"ro\" }}]\n{extra}\n",
         toml_path(&plugin("fixture")),
         toml_str(&upstream.base_url()),
         toml_str(&internal_url),
@@ -160,6 +165,42 @@ async fn the_environment_is_only_what_the_config_gives() {
     assert_eq!(result.is_error, Some(false));
     assert_eq!(first_text(&result), "GIVEN=yes");
     assert!(!first_text(&result).contains(HOST_ONLY.1));
+    client.cancel().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_needs_more_may_be_granted_more() {
+    let s =
+        setup_with("limits = { max_open_files = 300, max_listings = 20, max_connections = 20 }")
+            .await;
+    let client = connect(&s.host.mcp_url()).await;
+    let authority = s.upstream.addr.to_string();
+    let attempts = [
+        (
+            json!({"hold_open": 5000}),
+            "held 300 then: insufficient-memory",
+            "more than 300 files open in one call (limits.max_open_files)",
+        ),
+        (
+            json!({"hold_listings": 100}),
+            "held 20 then: insufficient-memory",
+            "more than 20 listings open in one call (limits.max_listings)",
+        ),
+        (
+            json!({"http_burst": [authority, "/endless", 40]}),
+            "answered 20, failed: ErrorCode::ConnectionLimitReached",
+            "more than 20 connections open in one call (limits.max_connections)",
+        ),
+    ];
+    for (attempt, answer, logged) in attempts {
+        let mark = s.host.log_mark();
+        let result = call_fixture(&client, attempt.clone()).await;
+        assert_eq!(first_text(&result), answer, "{attempt}");
+        let log = s
+            .host
+            .wait_for_log_since(mark, logged, Duration::from_secs(5));
+        assert!(log.contains(logged), "{attempt}: {logged} not in\n{log}");
+    }
     client.cancel().await.ok();
 }
 

@@ -4,8 +4,6 @@
 //! concurrency), with a warning when the system's hard limit is lower.
 
 use super::fs::MAX_GRANTS;
-use super::fs::host::MAX_OPEN_FILES;
-use super::http::hooks::MAX_CONNECTIONS;
 use super::limits::{self, Limits};
 
 /// Instances kept for calls outside the plugins' concurrency limits (`list-tools` at
@@ -22,30 +20,40 @@ pub struct PoolSize {
     pub instances: u32,
     /// The largest `limits.memory` of any plugin.
     pub max_memory: u64,
-    /// The most directories any one plugin is granted (each held open per call).
-    pub max_grants: usize,
+    /// File descriptors the calls may hold with every instance busy: each plugin's
+    /// open files, connections and granted directories at its full concurrency.
+    pub call_fds: u64,
 }
 
 impl PoolSize {
     /// Slots for `concurrency` calls at once, of at most `max_memory` bytes each.
     pub fn new(concurrency: u32, max_memory: u64) -> Self {
+        let instances = concurrency.saturating_add(SPARE_INSTANCES);
         Self {
-            instances: concurrency.saturating_add(SPARE_INSTANCES),
+            instances,
             max_memory: max_memory.max(limits::DEFAULT_MEMORY),
-            max_grants: 0,
+            call_fds: u64::from(instances).saturating_mul(Limits::default().fds_per_call()),
         }
     }
 
     /// The pool for these plugins: `(limits, directories granted)` of each.
     pub fn for_plugins<'a>(plugins: impl IntoIterator<Item = (&'a Limits, usize)>) -> Self {
-        let (mut concurrency, mut memory, mut grants) = (0u32, 0u64, 0usize);
+        let (mut concurrency, mut memory) = (0u32, 0u64);
+        let (mut call_fds, mut largest_call) = (0u64, Limits::default().fds_per_call());
         for (limits, granted_dirs) in plugins {
             concurrency = concurrency.saturating_add(limits.max_concurrency);
             memory = memory.max(limits.memory);
-            grants = grants.max(granted_dirs);
+            let per_call = limits
+                .fds_per_call()
+                .saturating_add(granted_dirs.min(MAX_GRANTS) as u64);
+            call_fds =
+                call_fds.saturating_add(u64::from(limits.max_concurrency).saturating_mul(per_call));
+            largest_call = largest_call.max(per_call);
         }
         Self {
-            max_grants: grants,
+            // The spare instances may run a call of any plugin.
+            call_fds: call_fds
+                .saturating_add(u64::from(SPARE_INSTANCES).saturating_mul(largest_call)),
             ..Self::new(concurrency, memory)
         }
     }
@@ -53,10 +61,7 @@ impl PoolSize {
     /// File descriptors the host may need with every instance of the pool busy, each
     /// holding all it may (open files, connections, its granted directories).
     pub fn fds_needed(&self) -> u64 {
-        let per_call = (MAX_OPEN_FILES + MAX_CONNECTIONS + self.max_grants.min(MAX_GRANTS)) as u64;
-        u64::from(self.instances)
-            .saturating_mul(per_call)
-            .saturating_add(RESERVED_FDS)
+        self.call_fds.saturating_add(RESERVED_FDS)
     }
 }
 
@@ -132,6 +137,24 @@ pub fn raise_fd_limit(pool: &PoolSize) {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fds_needed_follow_each_plugins_caps_and_concurrency() {
+        let small = Limits {
+            max_concurrency: 2,
+            ..Limits::default()
+        };
+        let raised = Limits {
+            max_concurrency: 4,
+            max_open_files: 1000,
+            max_connections: 100,
+            ..Limits::default()
+        };
+        let pool = PoolSize::for_plugins([(&small, 1), (&raised, 3)]);
+        assert_eq!(pool.instances, 2 + 4 + SPARE_INSTANCES);
+        let expected = 2 * (256 + 16 + 1) + 4 * (1000 + 100 + 3) + 8 * (1000 + 100 + 3);
+        assert_eq!(pool.fds_needed(), expected + RESERVED_FDS);
+    }
 
     #[test]
     fn the_soft_limit_is_raised_no_further_than_needed_or_the_hard_limit() {

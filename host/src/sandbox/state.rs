@@ -19,11 +19,6 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-/// Host objects (open files, streams, HTTP requests, ...) one call may hold at once.
-/// With the caps on what each may buffer (HTTP header fields, body chunks), this bounds
-/// the host memory a call can tie up to roughly what its own memory limit allows.
-pub const MAX_HANDLES: usize = 2_000;
-
 /// In-memory size of one set of HTTP header fields (wasmtime's default is 128 KiB).
 const FIELDS_LIMIT: usize = 32 * 1024;
 
@@ -121,9 +116,11 @@ impl CallState {
         };
         let denials = Denials::new(grants.plugin.clone());
         // Host-side objects (handles, streams, requests) live outside the plugin's
-        // memory limit: cap how many one call may hold.
+        // memory limit: cap how many one call may hold (`limits.max_handles`). With the
+        // caps on what each may buffer (header fields, body chunks), this bounds the
+        // host memory a call can tie up.
         let mut table = ResourceTable::new();
-        table.set_max_capacity(MAX_HANDLES);
+        table.set_max_capacity(grants.limits.max_handles as usize);
         let mut http = WasiHttpCtx::new();
         http.set_field_size_limit(FIELDS_LIMIT);
         Self {
@@ -135,7 +132,7 @@ impl CallState {
                 ctx: wasi.build(),
                 table,
             },
-            open_files: OpenFiles::default(),
+            open_files: OpenFiles::new(&grants.limits),
             dirs,
             http,
             egress: EgressPolicy::new(grants.clone(), denials.clone()),

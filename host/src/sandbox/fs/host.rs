@@ -9,6 +9,7 @@
 
 use super::OpenedDirs;
 use crate::sandbox::denials::Denials;
+use crate::sandbox::limits::Limits;
 use crate::sandbox::state::CallState;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
@@ -21,18 +22,15 @@ use wasmtime_wasi::p2::{FsError, FsResult};
 
 type Descriptor = types::Descriptor;
 
-/// Files and directories one call may hold open at once (besides its preopens).
-pub const MAX_OPEN_FILES: usize = 256;
-
-/// Directory listings one call may hold at once.
-pub const MAX_LISTINGS: usize = 16;
-
 /// Characters of a guest path kept per open descriptor (its tail).
 const MAX_KEPT_PATH: usize = 1024;
 
-/// What one call holds through its filesystem.
-#[derive(Default)]
+/// What one call holds through its filesystem, and how much it may.
 pub struct OpenFiles {
+    /// `limits.max_open_files`: files and directories held at once (besides preopens).
+    max_open: usize,
+    /// `limits.max_listings`: directory listings held at once.
+    max_listings: usize,
     /// Guest paths of open descriptors, by handle, so a refused `open-at(fd, "../x")`
     /// is logged as `/ro/../x`.
     paths: HashMap<u32, String>,
@@ -42,7 +40,24 @@ pub struct OpenFiles {
     listings: HashSet<u32>,
 }
 
+impl Default for OpenFiles {
+    fn default() -> Self {
+        Self::new(&Limits::default())
+    }
+}
+
 impl OpenFiles {
+    /// Nothing open yet, within the caps of `limits`.
+    pub fn new(limits: &Limits) -> Self {
+        Self {
+            max_open: limits.max_open_files as usize,
+            max_listings: limits.max_listings as usize,
+            paths: HashMap::new(),
+            held: Vec::new(),
+            listings: HashSet::new(),
+        }
+    }
+
     /// `path` as the plugin would write it from its root: joined to the directory `fd`
     /// was opened as, when known.
     fn shown(&self, fd: u32, path: &str) -> String {
@@ -166,11 +181,15 @@ impl HostDescriptor for AuditedFs<'_> {
     ) -> FsResult<Resource<Descriptor>> {
         let shown = self.at(&fd, &path);
         // Each open file holds one of the host's file descriptors.
-        if self.files.held() >= MAX_OPEN_FILES {
+        if self.files.held() >= self.files.max_open {
+            let most = self.files.max_open;
             self.denials.refuse(
                 "file",
                 &shown,
-                &format!("file access: open: more than {MAX_OPEN_FILES} files open in one call"),
+                &format!(
+                    "file access: open: more than {most} files open in one call \
+                     (limits.max_open_files)"
+                ),
             );
             return Err(types::ErrorCode::InsufficientMemory.into());
         }
@@ -382,11 +401,15 @@ impl HostDescriptor for AuditedFs<'_> {
         fd: Resource<Descriptor>,
     ) -> FsResult<Resource<types::DirectoryEntryStream>> {
         // A listing is read whole into host memory when it is opened.
-        if self.files.listings.len() >= MAX_LISTINGS {
+        if self.files.listings.len() >= self.files.max_listings {
+            let most = self.files.max_listings;
             self.denials.refuse(
                 "file",
                 self.at(&fd, "."),
-                &format!("file access: list: more than {MAX_LISTINGS} listings open in one call"),
+                &format!(
+                    "file access: list: more than {most} listings open in one call \
+                     (limits.max_listings)"
+                ),
             );
             return Err(types::ErrorCode::InsufficientMemory.into());
         }

@@ -20,17 +20,15 @@ pub struct EgressPolicy {
     connections: Arc<tokio::sync::Semaphore>,
 }
 
-/// Outgoing connections one call may have open at once: each holds a file descriptor
-/// of the host.
-pub const MAX_CONNECTIONS: usize = 16;
-
 impl EgressPolicy {
     /// The hook of one call of a plugin with `grants`; refusals go to `denials`.
     pub fn new(grants: Arc<Grants>, denials: Denials) -> Self {
         Self {
-            grants,
             denials,
-            connections: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+            connections: Arc::new(tokio::sync::Semaphore::new(
+                grants.limits.max_connections as usize,
+            )),
+            grants,
         }
     }
 
@@ -84,7 +82,9 @@ impl WasiHttpHooks for EgressPolicy {
                 "http",
                 redacted_target(request.uri()),
                 &format!(
-                    "outgoing request: more than {MAX_CONNECTIONS} connections open in one call"
+                    "outgoing request: more than {} connections open in one call \
+                     (limits.max_connections)",
+                    self.grants.limits.max_connections
                 ),
             );
             drain(request.into_body());

@@ -1,6 +1,9 @@
 //! Per-plugin resource limits: `limits = { memory, timeout, max_concurrency,
 //! max_output }` parsed at load, enforced on every call (a memory limiter in the store,
-//! an epoch deadline plus an async timeout, a semaphore, a result-size cap).
+//! an epoch deadline plus an async timeout, a semaphore, a result-size cap), and the
+//! per-call caps on what a call holds in the host (`max_open_files`,
+//! `max_connections`, `max_listings`, `max_handles`), which a plugin that needs more
+//! may raise.
 
 pub mod fairness;
 
@@ -16,6 +19,26 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 16;
 /// Default cap on the size of one call's result.
 pub const DEFAULT_MAX_OUTPUT: u64 = MIB;
+
+/// Default files and directories one call may hold open at once (besides its
+/// preopens): each holds one of the host's file descriptors.
+pub const DEFAULT_MAX_OPEN_FILES: u32 = 256;
+/// Default outgoing connections one call may have open at once (each holds a file
+/// descriptor of the host).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+/// Default directory listings one call may hold at once.
+pub const DEFAULT_MAX_LISTINGS: u32 = 16;
+/// Default host-side objects (handles, streams, requests) one call may hold: they live
+/// outside the plugin's memory limit.
+pub const DEFAULT_MAX_HANDLES: u32 = 2_000;
+
+/// The highest each per-call cap may be raised to: `(key, highest)`.
+const CAP_CEILINGS: [(&str, u32); 4] = [
+    ("max_open_files", 16_384),
+    ("max_connections", 1_024),
+    ("max_listings", 1_024),
+    ("max_handles", 1_000_000),
+];
 
 /// Upper bounds an operator may configure; the pooling allocator reserves slots sized
 /// for the largest memory, so this also bounds the host's address-space use.
@@ -44,6 +67,22 @@ pub struct Limits {
     pub max_concurrency: u32,
     /// Largest result (content and structured content), in bytes.
     pub max_output: u64,
+    /// Files and directories one call may hold open (besides its preopens).
+    pub max_open_files: u32,
+    /// Outgoing connections one call may have open at once.
+    pub max_connections: u32,
+    /// Directory listings one call may hold at once.
+    pub max_listings: u32,
+    /// Host-side handles (streams, requests, descriptors) one call may hold.
+    pub max_handles: u32,
+}
+
+impl Limits {
+    /// The host file descriptors one call may hold: its open files and connections
+    /// (its granted directories are counted by the pool).
+    pub fn fds_per_call(&self) -> u64 {
+        u64::from(self.max_open_files) + u64::from(self.max_connections)
+    }
 }
 
 impl Default for Limits {
@@ -53,6 +92,10 @@ impl Default for Limits {
             timeout: DEFAULT_TIMEOUT,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             max_output: DEFAULT_MAX_OUTPUT,
+            max_open_files: DEFAULT_MAX_OPEN_FILES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_listings: DEFAULT_MAX_LISTINGS,
+            max_handles: DEFAULT_MAX_HANDLES,
         }
     }
 }
@@ -65,6 +108,10 @@ struct RawLimits {
     timeout: Option<String>,
     max_concurrency: Option<u32>,
     max_output: Option<String>,
+    max_open_files: Option<u32>,
+    max_connections: Option<u32>,
+    max_listings: Option<u32>,
+    max_handles: Option<u32>,
 }
 
 impl TryFrom<RawLimits> for Limits {
@@ -117,11 +164,34 @@ impl TryFrom<RawLimits> for Limits {
                 "limits.max_output must be from 1KiB to 64MiB, got {max_output} bytes"
             ));
         }
+        let cap = |key: &str, value: Option<u32>, default: u32| -> Result<u32, String> {
+            let highest = CAP_CEILINGS
+                .iter()
+                .find(|(name, _)| *name == key)
+                .map_or(u32::MAX, |(_, highest)| *highest);
+            match value {
+                None => Ok(default),
+                Some(n) if (1..=highest).contains(&n) => Ok(n),
+                Some(n) => Err(format!("limits.{key} must be from 1 to {highest}, got {n}")),
+            }
+        };
         Ok(Self {
             memory,
             timeout,
             max_concurrency,
             max_output,
+            max_open_files: cap(
+                "max_open_files",
+                raw.max_open_files,
+                defaults.max_open_files,
+            )?,
+            max_connections: cap(
+                "max_connections",
+                raw.max_connections,
+                defaults.max_connections,
+            )?,
+            max_listings: cap("max_listings", raw.max_listings, defaults.max_listings)?,
+            max_handles: cap("max_handles", raw.max_handles, defaults.max_handles)?,
         })
     }
 }
@@ -204,9 +274,25 @@ mod tests {
                 memory: 32 * MIB,
                 timeout: Duration::from_millis(250),
                 max_concurrency: 2,
-                max_output: 8 * 1024
+                max_output: 8 * 1024,
+                ..Limits::default()
             }
         );
+        let raised = parse(
+            "limits = { max_open_files = 1024, max_connections = 64, max_listings = 32, max_handles = 10000 }",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                raised.max_open_files,
+                raised.max_connections,
+                raised.max_listings,
+                raised.max_handles
+            ),
+            (1024, 64, 32, 10_000)
+        );
+        assert_eq!(raised.fds_per_call(), 1024 + 64);
+        assert_eq!(Limits::default().fds_per_call(), 256 + 16);
     }
 
     #[test]
@@ -220,6 +306,16 @@ mod tests {
             ("limits = { max_concurrency = 0 }", "from 1 to"),
             ("limits = { max_output = \"1B\" }", "from 1KiB"),
             ("limits = { cpu = 1 }", "unknown field `cpu`"),
+            (
+                "limits = { max_open_files = 0 }",
+                "limits.max_open_files must be from 1 to 16384",
+            ),
+            (
+                "limits = { max_connections = 5000 }",
+                "limits.max_connections must be from 1 to 1024",
+            ),
+            ("limits = { max_listings = 2000 }", "limits.max_listings"),
+            ("limits = { max_handles = 2000000 }", "limits.max_handles"),
         ] {
             let err = parse(text).unwrap_err();
             assert!(err.contains(needle), "{text}: {err}");
