@@ -3,6 +3,7 @@
 //! ([`App::serve_http`]) or stdio ([`App::serve_stdio`]), both through the same
 //! pipeline.
 
+use crate::audit::{Audit, AuditError, Record};
 use crate::auth::{Auth, AuthError};
 use crate::config::Config;
 use crate::mcp::McpHandler;
@@ -43,6 +44,9 @@ pub enum AppError {
     /// Authentication could not be set up.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The audit log could not be opened.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     /// A rate-limit override names no tool a plugin offers.
     #[error("config: {0}")]
     RateLimits(String),
@@ -63,11 +67,19 @@ pub enum AppError {
 pub struct App {
     config: Config,
     pipeline: Arc<Pipeline>,
+    audit: Arc<Audit>,
 }
 
 impl App {
     /// Builds everything the config asks for; the first problem stops the start.
     pub async fn build(config: Config) -> Result<Self, AppError> {
+        let audit = Arc::new(Audit::start(&config.audit)?);
+        if !audit.is_on() {
+            tracing::warn!(
+                "no audit log ([audit] path is not set): tool calls are recorded in the host \
+                 log only"
+            );
+        }
         let pool = config.pool_size();
         pool::raise_fd_limit(&pool);
         let credentials = sources::from_config(&config.secrets, &config.granted_credentials())?;
@@ -80,8 +92,19 @@ impl App {
         let limiter = Arc::new(ToolLimiter::new(&config.rate_limits));
         let pruned = limiter.clone();
         prune_every(PRUNE_INTERVAL, move || pruned.prune());
-        let pipeline = Arc::new(Pipeline::new(registry, sandbox, limiter));
-        Ok(Self { config, pipeline })
+        for plugin in registry.plugins() {
+            let mut record = Record::now("plugin_loaded");
+            record.plugin = Some(plugin.name.to_string());
+            record.plugin_sha256 = Some(hex::encode(plugin.sha256));
+            record.detail = Some(serde_json::json!({ "tools": registry.tools_of(&plugin.name) }));
+            audit.enqueue(record);
+        }
+        let pipeline = Arc::new(Pipeline::new(registry, sandbox, limiter, audit.clone()));
+        Ok(Self {
+            config,
+            pipeline,
+            audit,
+        })
     }
 
     /// Serves MCP at `/mcp` until Ctrl-C or SIGTERM, then drains requests in flight
@@ -134,6 +157,12 @@ impl App {
             &self.config.server,
             shutdown.clone(),
         );
+        let mut started = Record::now("start");
+        started.transport = Some("http".into());
+        started.detail = Some(
+            serde_json::json!({ "address": local.to_string(), "version": env!("CARGO_PKG_VERSION") }),
+        );
+        self.audit.enqueue(started);
         // Scripts and tests read the bound address from this line.
         println!("mcp-wasm-host listening on http://{local}/mcp");
         std::io::stdout().flush().ok();
@@ -149,6 +178,8 @@ impl App {
                 tokio::time::sleep(DRAIN_TIMEOUT).await;
             } => tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; stopping anyway"),
         }
+        self.audit.enqueue(Record::now("stop"));
+        self.audit.close().await;
         tracing::info!("stopped");
         Ok(())
     }
@@ -163,6 +194,9 @@ impl App {
             .await
             .map_err(|e| AppError::Serve(e.to_string()))?;
         tracing::info!("serving MCP on stdio");
+        let mut started = Record::now("start");
+        started.transport = Some("stdio".into());
+        self.audit.enqueue(started);
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         let cancel = service.cancellation_token();
@@ -172,6 +206,8 @@ impl App {
             }
             () = shutdown.cancelled() => cancel.cancel(),
         }
+        self.audit.enqueue(Record::now("stop"));
+        self.audit.close().await;
         tracing::info!("stopped");
         Ok(())
     }

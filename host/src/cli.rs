@@ -65,6 +65,12 @@ pub enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Work with the audit log.
+    Audit {
+        /// What to do with it.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Manage the embedded authorization server.
     Auth {
         /// The host config file.
@@ -94,6 +100,18 @@ pub enum UsersCommand {
     Rm {
         /// The login name.
         name: String,
+    },
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of an audit log: the live file and the files rotated out of
+    /// it, in any order. Names the first line that breaks the chain, and why.
+    Verify {
+        /// The log files (e.g. `data/audit.jsonl*`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -160,6 +178,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command: PluginCommand::Inspect { file },
         } => print!("{}", inspect::inspect(&file).await?.render()),
         Command::Keygen => println!("{}", admin::keygen().as_str()),
+        Command::Audit {
+            command: AuditCommand::Verify { files },
+        } => {
+            let verified = crate::audit::verify::verify(&files)?;
+            match (verified.first_seq, verified.last_seq) {
+                (Some(first), Some(last)) => println!(
+                    "ok: {} records (numbers {first} to {last}) in {} files; the chain is intact",
+                    verified.records, verified.files
+                ),
+                _ => println!("ok: no records in {} files", verified.files),
+            }
+        }
         Command::Secrets { config, command } => {
             let secrets = Config::load(&config)?.secrets;
             match command {

@@ -3,10 +3,11 @@
 //!
 //! This module only composes: each section's type and its checks belong to the module
 //! that uses it (`[server]` to [`crate::server`], `[auth]` to [`crate::auth`],
-//! `[secrets]` to [`crate::secrets`], `[rate_limits]` to [`crate::ratelimit`],
+//! `[secrets]` to [`crate::secrets`], `[rate_limits]` to [`crate::ratelimit`], `[audit]` to [`crate::audit`],
 //! `[plugins.NAME]` to [`crate::registry`], whose grant keys belong to the sandbox's
 //! capabilities).
 
+use crate::audit::AuditConfig;
 use crate::auth::config::AuthConfig;
 use crate::domain::{CredentialName, PluginName};
 use crate::ratelimit::RateLimitConfig;
@@ -71,6 +72,9 @@ pub struct Config {
     /// `[rate_limits]`: how often users may call tools, and clients the server.
     #[serde(default)]
     pub rate_limits: RateLimitConfig,
+    /// `[audit]`: the audit log.
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// `[secrets]`: where credential values come from.
     #[serde(default)]
     pub secrets: SecretsConfig,
@@ -139,6 +143,7 @@ impl Config {
             .rate_limits
             .check(&plugins)
             .map_err(Problem::Invalid)?;
+        config.audit.resolve(base).map_err(Problem::Invalid)?;
         config.secrets.resolve(base).map_err(Problem::Invalid)?;
         config.auth.resolve(base).map_err(Problem::Invalid)?;
         Ok(config)

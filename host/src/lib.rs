@@ -13,6 +13,7 @@
 //! - [`inspect`]: `plugin inspect`: what a component offers and asks for.
 //! - [`registry`]: the loaded plugins and their tools (schemas compiled at load).
 //! - [`schema`]: checks a plugin's JSON Schemas at load and validates per call.
+//! - [`audit`]: the hash-chained audit log, its writer and `audit verify`.
 //! - [`ratelimit`]: `[rate_limits]` and the bounded keyed limiters built from it.
 //! - [`sandbox`]: the wasmtime engine and each capability a plugin may be granted.
 //! - [`secrets`]: the envelope-encrypted credential store and credential sources.
@@ -21,6 +22,7 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

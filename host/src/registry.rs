@@ -322,7 +322,19 @@ impl Registry {
         scopes
     }
 
-    fn tools_of(&self, plugin: &PluginName) -> Vec<&str> {
+    /// Every loaded plugin, in load order, each once.
+    pub fn plugins(&self) -> Vec<Arc<LoadedPlugin>> {
+        let mut plugins: Vec<Arc<LoadedPlugin>> = Vec::new();
+        for tool in self.tools() {
+            if !plugins.iter().any(|p| p.name == tool.plugin.name) {
+                plugins.push(tool.plugin.clone());
+            }
+        }
+        plugins
+    }
+
+    /// The names of `plugin`'s tools, in load order.
+    pub fn tools_of(&self, plugin: &PluginName) -> Vec<&str> {
         self.tools()
             .filter(|t| &t.plugin.name == plugin)
             .map(|t| t.descriptor.name.as_ref())

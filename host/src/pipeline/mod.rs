@@ -12,6 +12,7 @@ pub mod cooldown;
 pub mod outcome;
 pub mod output;
 
+use crate::audit::{self, Audit};
 use crate::domain::Scope;
 use crate::ratelimit::{RateLimited, ToolLimiter};
 use crate::registry::{RegisteredTool, Registry};
@@ -115,6 +116,9 @@ pub enum CallError {
     /// The plugin's answer was refused.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// The audit log cannot be written: no call runs (or is answered) unaudited.
+    #[error("The server cannot record tool calls right now, so it runs none. Try again later.")]
+    AuditUnavailable(String),
 }
 
 /// Which budget a rate-limited call spent, as the model reads it.
@@ -150,17 +154,30 @@ pub struct Pipeline {
     limiter: Arc<ToolLimiter>,
     admission: Admission,
     sandbox: Arc<Sandbox>,
+    audit: Arc<Audit>,
 }
 
 impl Pipeline {
-    /// A pipeline serving `registry`'s tools in `sandbox`, within `limiter`'s rates.
-    pub fn new(registry: Registry, sandbox: Arc<Sandbox>, limiter: Arc<ToolLimiter>) -> Self {
+    /// A pipeline serving `registry`'s tools in `sandbox`, within `limiter`'s rates,
+    /// recording to `audit`.
+    pub fn new(
+        registry: Registry,
+        sandbox: Arc<Sandbox>,
+        limiter: Arc<ToolLimiter>,
+        audit: Arc<Audit>,
+    ) -> Self {
         Self {
             registry: ArcSwap::from_pointee(registry),
             limiter,
             admission: Admission::default(),
             sandbox,
+            audit,
         }
+    }
+
+    /// The audit log the pipeline records to (the HTTP edge records its refusals there).
+    pub fn audit(&self) -> &Audit {
+        &self.audit
     }
 
     /// The tools `ctx`'s caller may call, in load order.
@@ -203,8 +220,23 @@ impl Pipeline {
         let started = Instant::now();
         let mut trace = Trace::default();
         let result = self.steps(ctx, &call, &mut trace).await;
-        outcome::record(ctx, &call.tool, &trace, &result, started.elapsed());
-        result
+        let recorded = outcome::record(
+            &self.audit,
+            ctx,
+            &call.tool,
+            &trace,
+            &result,
+            started.elapsed(),
+        )
+        .await;
+        match recorded {
+            Ok(()) => result,
+            // The call ran but its record is not on disk: its answer is withheld.
+            Err(error) => {
+                tracing::error!(call_id = %ctx.request_id, %error, "tool call not recorded; answer withheld");
+                Err(CallError::AuditUnavailable(error.to_string()))
+            }
+        }
     }
 
     async fn steps(
@@ -213,6 +245,16 @@ impl Pipeline {
         call: &ToolCall,
         trace: &mut Trace,
     ) -> Result<ToolOutput, CallError> {
+        // 0. audit: no call runs while its record cannot be written.
+        if !self.audit.healthy() {
+            return Err(CallError::AuditUnavailable(
+                "the audit log cannot be written".into(),
+            ));
+        }
+        if self.audit.is_on() {
+            let arguments = Value::Object(call.arguments.clone().unwrap_or_default());
+            trace.arguments = audit::record::arguments(self.audit.record_arguments(), &arguments);
+        }
         // 1. authenticate: done at the edge; `ctx.caller` is who is calling.
         let tool = self
             .registry

@@ -4,6 +4,7 @@
 
 use super::context::CallContext;
 use super::{CallError, ToolOutput};
+use crate::audit::{Audit, AuditError, Record};
 use crate::registry::LoadedPlugin;
 use crate::sandbox::SandboxError;
 use crate::sandbox::credentials::CredentialUse;
@@ -41,6 +42,9 @@ pub enum Outcome {
     Unavailable,
     /// The plugin's answer was refused: too large, or not matching its output schema.
     OutputRejected,
+    /// The audit log could not be written, so the call was refused (or its answer
+    /// withheld).
+    AuditUnavailable,
 }
 
 impl Outcome {
@@ -60,6 +64,7 @@ impl Outcome {
             Outcome::Crashed => "crashed",
             Outcome::Unavailable => "unavailable",
             Outcome::OutputRejected => "output_rejected",
+            Outcome::AuditUnavailable => "audit_unavailable",
         }
     }
 
@@ -77,6 +82,7 @@ impl Outcome {
                 CallError::Plugin(_) => Outcome::ToolError,
                 CallError::Panicked { .. } => Outcome::Crashed,
                 CallError::Output(_) => Outcome::OutputRejected,
+                CallError::AuditUnavailable(_) => Outcome::AuditUnavailable,
                 CallError::Sandbox { error, .. } => match error {
                     SandboxError::Limit(LimitHit::Timeout(_)) => Outcome::Timeout,
                     SandboxError::Limit(LimitHit::Memory(_)) => Outcome::OutOfMemory,
@@ -101,20 +107,25 @@ pub struct Trace {
     pub plugin: Option<Arc<LoadedPlugin>>,
     /// The credentials the plugin asked for, once it ran.
     pub credentials: Vec<CredentialUse>,
+    /// The arguments as the audit log records them, once they were read.
+    pub arguments: Option<serde_json::Value>,
 }
 
-/// Writes the record of one call. The only place a `tool call` line is written.
-pub fn record(
+/// Writes the record of one call: its `tool call` line in the host log and its audit
+/// record. The only place either is written for a call that reached the pipeline.
+pub async fn record(
+    audit: &Audit,
     ctx: &CallContext,
     tool: &str,
     trace: &Trace,
     result: &Result<ToolOutput, CallError>,
     duration: Duration,
-) {
+) -> Result<(), AuditError> {
     let outcome = Outcome::of(result);
     let plugin = trace.plugin.as_deref();
     // The tool name is the client's when no plugin offers it: cut and quoted.
     let tool: String = tool.chars().take(128).collect();
+    let credentials: Vec<String> = trace.credentials.iter().map(ToString::to_string).collect();
     tracing::info!(
         call_id = %ctx.request_id,
         outcome = %outcome.as_str(),
@@ -124,36 +135,76 @@ pub fn record(
         client_id = ?ctx.caller.client_id().unwrap_or("-"),
         transport = %ctx.transport.as_str(),
         peer = %ctx.peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
-        credentials = ?trace
-            .credentials
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>(),
+        credentials = ?credentials,
         duration_us = duration.as_micros() as u64,
         "tool call"
     );
+    if !audit.is_on() {
+        return Ok(());
+    }
+    let mut record = context_record("tool_call", ctx);
+    record.tool = Some(tool);
+    record.plugin = plugin.map(|p| p.name.to_string());
+    record.plugin_sha256 = plugin.map(|p| hex::encode(p.sha256));
+    record.outcome = Some(outcome.as_str().to_owned());
+    record.reason = result.as_ref().err().map(ToString::to_string);
+    record.duration_us = Some(duration.as_micros() as u64);
+    record.credentials = Some(credentials).filter(|c| !c.is_empty());
+    record.arguments = trace.arguments.clone();
+    audit.write(record).await
 }
 
-/// Writes the record of a request refused at the HTTP edge, before the pipeline: a
-/// `tool call` record for a `tools/call` (its tool named), a `request refused` record
-/// for anything else. `step` is what refused it (`authenticate`, `authorize`).
-pub fn record_refused(
-    ctx: &CallContext,
-    method: Option<&str>,
-    tool: Option<&str>,
-    step: &str,
-    outcome: Outcome,
-    reason: &str,
-) {
-    let method: String = method.unwrap_or("-").chars().take(64).collect();
-    let tool: String = tool.unwrap_or("-").chars().take(128).collect();
+/// An audit record of `event` for the request `ctx` describes.
+fn context_record(event: &str, ctx: &CallContext) -> Record {
+    let mut record = Record::now(event);
+    record.request_id = Some(ctx.request_id.clone());
+    record.subject = Some(ctx.caller.subject().to_owned());
+    record.client_id = ctx.caller.client_id().map(ToOwned::to_owned);
+    record.peer = ctx.peer.map(|p| p.to_string());
+    record.transport = Some(ctx.transport.as_str().to_owned());
+    record
+}
+
+/// A request refused before it reached the pipeline (no token, a token without the
+/// tool's scope, too many requests).
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// The request.
+    pub ctx: CallContext,
+    /// Its JSON-RPC method (or HTTP path), if known.
+    pub method: Option<String>,
+    /// The tool it called, if any.
+    pub tool: Option<String>,
+    /// The step that refused it.
+    pub step: &'static str,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Why, as the client is told.
+    pub reason: String,
+}
+
+/// Writes the record of a refused request: a `tool call` line for a `tools/call`, a
+/// `request refused` line for anything else, and an audit record.
+pub async fn record_refused(audit: &Audit, refused: Refused) {
+    let Refused {
+        ctx,
+        method,
+        tool,
+        step,
+        outcome,
+        reason,
+    } = refused;
+    let ctx = &ctx;
+    let reason = reason.as_str();
+    let method: String = method.as_deref().unwrap_or("-").chars().take(64).collect();
+    let tool: Option<String> = tool.map(|t| t.chars().take(128).collect());
     let peer = ctx.peer.map_or_else(|| "-".to_owned(), |p| p.to_string());
     if method == "tools/call" {
         tracing::info!(
             call_id = %ctx.request_id,
             outcome = %outcome.as_str(),
             plugin = "-",
-            tool = ?tool,
+            tool = ?tool.as_deref().unwrap_or("-"),
             subject = ?ctx.caller.subject(),
             client_id = ?ctx.caller.client_id().unwrap_or("-"),
             transport = %ctx.transport.as_str(),
@@ -175,5 +226,23 @@ pub fn record_refused(
             reason,
             "request refused"
         );
+    }
+    if !audit.is_on() {
+        return;
+    }
+    let event = if method == "tools/call" {
+        "tool_call"
+    } else {
+        "request_refused"
+    };
+    let mut record = context_record(event, ctx);
+    record.method = Some(method);
+    record.tool = tool;
+    record.outcome = Some(outcome.as_str().to_owned());
+    record.step = Some(step.to_owned());
+    record.reason = Some(reason.to_owned());
+    // The request is refused either way; a record that cannot be written is logged.
+    if let Err(error) = audit.write(record).await {
+        tracing::warn!(%error, "a refused request's audit record was not written");
     }
 }

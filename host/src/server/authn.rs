@@ -10,7 +10,7 @@ use crate::auth::{Auth, Refusal};
 use crate::mcp::context::http_context;
 use crate::pipeline::Pipeline;
 use crate::pipeline::context::Caller;
-use crate::pipeline::outcome::{Outcome, record_refused};
+use crate::pipeline::outcome::{Outcome, Refused, record_refused};
 use crate::ratelimit::AddressLimits;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -50,16 +50,12 @@ pub async fn authenticate(
             next.run(request).await
         }
         Err(refusal) => {
-            if let Some(too_many) = over(edge.limits.failed_authentication.as_ref(), &request) {
-                return too_many;
+            let limiter = edge.limits.failed_authentication.as_ref();
+            if let Some(too_many) = over(limiter, &request) {
+                return too_many.answer(edge.pipeline.audit()).await;
             }
-            refuse(
-                &edge.auth,
-                &request,
-                "authenticate",
-                Outcome::Unauthenticated,
-                &refusal,
-            )
+            let refused = refused(&request, "authenticate", Outcome::Unauthenticated, &refusal);
+            answer(&edge, refused, &refusal).await
         }
     }
 }
@@ -81,38 +77,31 @@ pub async fn authorize(
     match needed {
         Some(scope) if caller.is_some_and(|c| !c.may(Some(&scope))) => {
             let refusal = Refusal::InsufficientScope(vec![scope]);
-            refuse(
-                &edge.auth,
-                &request,
-                "authorize",
-                Outcome::Forbidden,
-                &refusal,
-            )
+            let refused = refused(&request, "authorize", Outcome::Forbidden, &refusal);
+            answer(&edge, refused, &refusal).await
         }
         _ => next.run(request).await,
     }
 }
 
-/// Records a refused request and answers it: the status, the challenge, the reason.
-fn refuse(
-    auth: &Auth,
-    request: &Request,
-    step: &str,
-    outcome: Outcome,
-    refusal: &Refusal,
-) -> Response {
-    let ctx = http_context(request.headers(), request.extensions());
+/// What the record of a refused request says.
+fn refused(request: &Request, step: &'static str, outcome: Outcome, refusal: &Refusal) -> Refused {
     let peeked = request.extensions().get::<Peeked>();
-    record_refused(
-        &ctx,
-        peeked.and_then(|p| p.method.as_deref()),
-        peeked.and_then(|p| p.tool.as_deref()),
+    Refused {
+        ctx: http_context(request.headers(), request.extensions()),
+        method: peeked.and_then(|p| p.method.clone()),
+        tool: peeked.and_then(|p| p.tool.clone()),
         step,
         outcome,
-        &refusal.reason(),
-    );
+        reason: refusal.reason(),
+    }
+}
+
+/// Records a refused request and answers it: the status, the challenge, the reason.
+async fn answer(edge: &EdgeAuth, refused: Refused, refusal: &Refusal) -> Response {
+    record_refused(edge.pipeline.audit(), refused).await;
     let mut response = (refusal.status(), format!("{}\n", refusal.reason())).into_response();
-    if let Ok(challenge) = HeaderValue::from_str(&auth.challenge(refusal)) {
+    if let Ok(challenge) = HeaderValue::from_str(&edge.auth.challenge(refusal)) {
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, challenge);

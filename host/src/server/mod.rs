@@ -151,7 +151,7 @@ pub fn router(
     let edge = Arc::new(authn::EdgeAuth {
         auth: auth.clone(),
         pipeline: pipeline.clone(),
-        limits: limits.clone(),
+        limits,
     });
     let mcp = Router::new()
         .fallback_service(mcp_service(pipeline, shutdown))
@@ -166,7 +166,10 @@ pub fn router(
                     edge.clone(),
                     authn::authenticate,
                 ))
-                .layer(axum::middleware::from_fn_with_state(edge, authn::authorize))
+                .layer(axum::middleware::from_fn_with_state(
+                    edge.clone(),
+                    authn::authorize,
+                ))
                 .layer(axum::middleware::from_fn(
                     jsonrpc::answer_malformed_arguments,
                 )),
@@ -189,7 +192,7 @@ pub fn router(
     if let Some(server) = authorization_server {
         let secure = server.issuer().starts_with("https://");
         router = router.merge(oauth::routes(server, secure).layer(
-            axum::middleware::from_fn_with_state(limits, limits::authorization_server),
+            axum::middleware::from_fn_with_state(edge, limits::authorization_server),
         ));
     }
     router.layer(

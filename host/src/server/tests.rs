@@ -33,6 +33,7 @@ fn app() -> Router {
         Registry::default(),
         sandbox(),
         Arc::new(crate::ratelimit::ToolLimiter::unlimited()),
+        Arc::new(crate::audit::Audit::off()),
     ));
     let base = public_base(&config, "127.0.0.1:8080".parse().unwrap());
     router(

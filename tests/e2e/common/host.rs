@@ -121,6 +121,30 @@ impl Host {
         (sockets, others)
     }
 
+    /// Kills the host at once (SIGKILL): no chance to finish anything.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Asks the host to stop (SIGTERM) and waits up to `timeout` for it to exit.
+    #[cfg(unix)]
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("a pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("signalled");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the host did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Where the log ends now: pass it to [`Host::wait_for_log_since`].
     pub fn log_mark(&self) -> usize {
         self.stderr.lock().unwrap().len()

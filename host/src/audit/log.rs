@@ -1,0 +1,306 @@
+//! The audit log on disk: the live file, the files rotated out of it, and where the
+//! chain stands (the next record's number and the last record's hash), recovered from
+//! the files at start. A record cut off by a crash (a last line without its newline)
+//! is cut away, and a `recovered` record says so.
+
+use super::record::{GENESIS, Record};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// How much of a file's end is read to find its last record: far more than one line.
+const TAIL_BYTES: u64 = 1024 * 1024;
+
+/// The live log file and the chain's position.
+pub struct Log {
+    path: PathBuf,
+    file: File,
+    /// Bytes in the live file.
+    size: u64,
+    /// The number of the live file's first record.
+    first_seq: u64,
+    /// The number the next record gets.
+    next_seq: u64,
+    /// The last record's hash.
+    prev: String,
+    /// Rotate before the live file grows past this.
+    max_size: u64,
+}
+
+impl Log {
+    /// Opens (or creates) the log at `path`, continuing the chain where the files end.
+    /// Returns the log and, if a cut-off record was removed, a record saying so.
+    pub fn open(path: &Path, max_size: u64) -> std::io::Result<(Self, Option<Record>)> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path)?;
+        let (last, torn) = last_line(&mut file)?;
+        let mut recovered = None;
+        if torn > 0 {
+            let size = file.metadata()?.len();
+            file.set_len(size - torn)?;
+            file.sync_all()?;
+            let mut record = Record::now("recovered");
+            record.reason = Some(format!(
+                "removed {torn} bytes of a record cut off at the end of {} (the host \
+                 stopped while writing it)",
+                path.display()
+            ));
+            recovered = Some(record);
+        }
+        let size = file.metadata()?.len();
+        // An empty live file continues from the last rotated file, if any.
+        let last = match last {
+            Some(line) => Some(line),
+            None => match rotated(path)?.last() {
+                Some(previous) => last_line(&mut File::open(previous)?)?.0,
+                None => None,
+            },
+        };
+        let (next_seq, prev) = match last {
+            None => (0, GENESIS.to_owned()),
+            Some(line) => chain_position(&line).ok_or_else(|| {
+                std::io::Error::other(format!(
+                    "the last record of {} is not an audit record; run `mcp-wasm-host audit \
+                     verify` on it",
+                    path.display()
+                ))
+            })?,
+        };
+        let first_seq = match size {
+            0 => next_seq,
+            _ => first_seq_of(path)?.unwrap_or(next_seq),
+        };
+        let log = Self {
+            path: path.to_owned(),
+            file,
+            size,
+            first_seq,
+            next_seq,
+            prev,
+            max_size,
+        };
+        Ok((log, recovered))
+    }
+
+    /// Seals `record` as the next in the chain: its line (with the newline).
+    fn seal(&mut self, record: &Record) -> String {
+        let (mut line, hash) = record.seal(self.next_seq, &self.prev);
+        line.push('\n');
+        self.next_seq += 1;
+        self.prev = hash;
+        line
+    }
+
+    /// Appends sealed lines, each batch with one write; the live file is rotated
+    /// between lines so that it stays within its size (a single line larger than the
+    /// size gets a file of its own).
+    pub fn append(&mut self, records: &[Box<Record>]) -> std::io::Result<()> {
+        let mut pending = String::new();
+        for record in records {
+            let seq = self.next_seq;
+            let line = self.seal(record);
+            let after = self.size + (pending.len() + line.len()) as u64;
+            if after > self.max_size && self.size + pending.len() as u64 > 0 {
+                self.write_raw(pending.as_bytes())?;
+                pending.clear();
+                self.rotate(seq)?;
+            }
+            pending.push_str(&line);
+        }
+        self.write_raw(pending.as_bytes())
+    }
+
+    fn write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(bytes)?;
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable.
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// The number the next sealed record gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Moves the live file aside as `PATH.<first seq, 20 digits>` and starts a new one;
+    /// the new file's first record follows the old file's last.
+    fn rotate(&mut self, next_first_seq: u64) -> std::io::Result<()> {
+        self.file.sync_all()?;
+        let aside = rotated_name(&self.path, self.first_seq);
+        std::fs::rename(&self.path, &aside)?;
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        self.file = options.open(&self.path)?;
+        if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // The rename and the new file survive a crash.
+            File::open(dir).and_then(|d| d.sync_all()).ok();
+        }
+        self.size = 0;
+        self.first_seq = next_first_seq;
+        tracing::info!(rotated = %aside.display(), "audit log rotated");
+        Ok(())
+    }
+}
+
+/// `PATH.<seq>`, zero-padded so the names sort in chain order.
+fn rotated_name(path: &Path, first_seq: u64) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{first_seq:020}"));
+    PathBuf::from(name)
+}
+
+/// The files rotated out of `path`, in chain order.
+pub fn rotated(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(Vec::new());
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let entry_name = entry.file_name().to_string_lossy().into_owned();
+            entry_name
+                .strip_prefix(&prefix)
+                .is_some_and(|rest| rest.len() == 20 && rest.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|entry| entry.path())
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// The last complete line of `file` (without its newline), and how many bytes after
+/// it belong to a line that was never finished.
+fn last_line(file: &mut File) -> std::io::Result<(Option<String>, u64)> {
+    let size = file.metadata()?.len();
+    if size == 0 {
+        return Ok((None, 0));
+    }
+    let start = size.saturating_sub(TAIL_BYTES);
+    file.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::new();
+    file.take(TAIL_BYTES).read_to_end(&mut tail)?;
+    let Some(end) = tail.iter().rposition(|&b| b == b'\n') else {
+        if start == 0 {
+            // Not one finished line: all of it was cut off.
+            return Ok((None, size));
+        }
+        return Err(std::io::Error::other(
+            "the audit log's last line is over 1 MiB",
+        ));
+    };
+    let torn = (tail.len() - end - 1) as u64;
+    let begin = tail[..end]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    if begin == 0 && start > 0 {
+        return Err(std::io::Error::other(
+            "the audit log's last line is over 1 MiB",
+        ));
+    }
+    let line = String::from_utf8_lossy(&tail[begin..end]).into_owned();
+    Ok((Some(line), torn))
+}
+
+/// The first record's number in `path`, if it has one.
+fn first_seq_of(path: &Path) -> std::io::Result<Option<u64>> {
+    let mut first = String::new();
+    let file = File::open(path)?;
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(file), &mut first)?;
+    Ok(serde_json::from_str::<serde_json::Value>(&first)
+        .ok()
+        .and_then(|v| v["seq"].as_u64()))
+}
+
+/// The next record's number and the previous hash, from a record's line.
+fn chain_position(line: &str) -> Option<(u64, String)> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    let seq = value["seq"].as_u64()?;
+    let hash = value["hash"].as_str()?.to_owned();
+    Some((seq + 1, hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(log: &mut Log, event: &str) {
+        log.append(&[Box::new(Record::now(event))]).unwrap();
+    }
+
+    #[test]
+    fn the_chain_continues_across_restarts_and_rotations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let (mut log, recovered) = Log::open(&path, 400).unwrap();
+        assert!(recovered.is_none());
+        for _ in 0..5 {
+            write(&mut log, "start");
+        }
+        let next = log.next_seq();
+        let prev = log.prev.clone();
+        drop(log);
+        // Rotated at least once (each line is ~200 bytes).
+        assert!(!rotated(&path).unwrap().is_empty());
+        let (log, _) = Log::open(&path, 400).unwrap();
+        assert_eq!((log.next_seq(), log.prev.clone()), (next, prev));
+    }
+
+    #[test]
+    fn a_cut_off_record_is_removed_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let (mut log, _) = Log::open(&path, 1 << 20).unwrap();
+        write(&mut log, "start");
+        write(&mut log, "stop");
+        let (next, prev) = (log.next_seq(), log.prev.clone());
+        drop(log);
+        let whole = std::fs::read(&path).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"event\":\"tool_c")
+            .unwrap();
+        let (log, recovered) = Log::open(&path, 1 << 20).unwrap();
+        assert!(
+            recovered
+                .unwrap()
+                .reason
+                .unwrap()
+                .contains("removed 16 bytes")
+        );
+        assert_eq!((log.next_seq(), log.prev.clone()), (next, prev));
+        assert_eq!(std::fs::read(&path).unwrap(), whole);
+    }
+
+    #[test]
+    fn a_log_that_is_not_an_audit_log_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, "hello\n").unwrap();
+        let err = Log::open(&path, 1 << 20).err().unwrap().to_string();
+        assert!(err.contains("not an audit record"), "{err}");
+    }
+}

@@ -1,0 +1,268 @@
+//! One audit record, its canonical form and its place in the hash chain. A written line
+//! is the canonical JSON of the record with `seq` (its number), `prev` (the hash of the
+//! record before it) and `hash` (SHA-256 of the canonical JSON of everything else), so
+//! changing, removing or reordering any line breaks the chain at that line.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// The `prev` of the very first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened, and to whom. Fields that do not apply are left out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// When, RFC 3339 in UTC.
+    pub time: String,
+    /// What kind of event: `tool_call`, `request_refused`, `start`, `stop`,
+    /// `plugin_loaded`, `client_registered`, `user_added`, `recovered`.
+    pub event: String,
+    /// The request id the client got in `x-request-id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The token's subject, `local` or `anonymous`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The OAuth client the token was issued to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The client's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// `http` or `stdio`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
+    /// The JSON-RPC method (or the HTTP path) of a refused request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The tool called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// The plugin offering it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// SHA-256 of the plugin's component file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_sha256: Option<String>,
+    /// How it ended: the outcomes of the host log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The step that refused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// Why it was refused or failed, as the client was told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// How long the call took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_us: Option<u64>,
+    /// Credentials the plugin asked for, by name and outcome (never values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Vec<String>>,
+    /// The arguments: their digest, or themselves with secret-looking keys redacted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Value>,
+    /// Event-specific details (a plugin's tools, a client's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Value>,
+}
+
+impl Record {
+    /// A record of `event`, now.
+    pub fn now(event: &str) -> Self {
+        Self {
+            time: humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+            event: event.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// The line this record becomes as number `seq` after a record hashed `prev`, and
+    /// its own hash.
+    pub fn seal(&self, seq: u64, prev: &str) -> (String, String) {
+        let mut fields = match serde_json::to_value(self) {
+            Ok(Value::Object(fields)) => fields,
+            _ => unreachable!("a record serializes to an object"),
+        };
+        fields.insert("seq".into(), seq.into());
+        fields.insert("prev".into(), prev.into());
+        let hash = digest(&fields);
+        fields.insert("hash".into(), hash.clone().into());
+        (canonical(&Value::Object(fields)), hash)
+    }
+}
+
+/// SHA-256 (hex) of the canonical form of `fields`.
+pub fn digest(fields: &Map<String, Value>) -> String {
+    let canonical = canonical(&Value::Object(fields.clone()));
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// SHA-256 (hex) of the canonical form of `value`.
+pub fn digest_value(value: &Value) -> String {
+    hex::encode(Sha256::digest(canonical(value).as_bytes()))
+}
+
+/// JSON with object keys sorted at every level and no insignificant whitespace: the
+/// same value always gives the same bytes.
+pub fn canonical(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// How tool arguments are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordArguments {
+    /// Not at all.
+    None,
+    /// As the SHA-256 of their canonical JSON (the default): equal arguments can be
+    /// matched, their content is not kept.
+    #[default]
+    Digest,
+    /// In full, with values under keys that look secret replaced.
+    Full,
+}
+
+/// Keys whose values are never written in full (matched case-insensitively, anywhere
+/// in the key).
+const SECRET_KEYS: [&str; 9] = [
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "credential",
+    "cookie",
+];
+
+/// The arguments as `how` records them.
+pub fn arguments(how: RecordArguments, arguments: &Value) -> Option<Value> {
+    match how {
+        RecordArguments::None => None,
+        RecordArguments::Digest => Some(serde_json::json!({ "sha256": digest_value(arguments) })),
+        RecordArguments::Full => {
+            let redacted = redact(arguments);
+            let size = canonical(&redacted).len();
+            if size > MAX_FULL_ARGUMENTS {
+                // Too large to keep whole: the digest, and how large they were.
+                return Some(serde_json::json!({
+                    "sha256": digest_value(arguments),
+                    "too_large_bytes": size,
+                }));
+            }
+            Some(redacted)
+        }
+    }
+}
+
+/// Largest arguments written in full; larger ones are recorded by digest.
+const MAX_FULL_ARGUMENTS: usize = 64 * 1024;
+
+fn redact(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| {
+                    let lower = key.to_ascii_lowercase();
+                    if SECRET_KEYS.iter().any(|s| lower.contains(s)) {
+                        (key.clone(), Value::String("[redacted]".into()))
+                    } else {
+                        (key.clone(), redact(value))
+                    }
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_form_sorts_keys_at_every_level() {
+        let a = json!({"b": 1, "a": {"z": [1, {"y": 2, "x": "é\n"}], "c": null}});
+        assert_eq!(
+            canonical(&a),
+            r#"{"a":{"c":null,"z":[1,{"x":"é\n","y":2}]},"b":1}"#
+        );
+        let reordered: Value =
+            serde_json::from_str(r#"{"a":{"z":[1,{"x":"é\n","y":2}],"c":null},"b":1}"#).unwrap();
+        assert_eq!(digest_value(&a), digest_value(&reordered));
+    }
+
+    #[test]
+    fn a_sealed_line_carries_its_chain_and_hash() {
+        let mut record = Record::now("tool_call");
+        record.tool = Some("get_weather".into());
+        let (line, hash) = record.seal(7, GENESIS);
+        let parsed: Map<String, Value> = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["seq"], 7);
+        assert_eq!(parsed["prev"], GENESIS);
+        assert_eq!(parsed["hash"], hash.as_str());
+        assert!(
+            !line.contains("subject"),
+            "absent fields are left out: {line}"
+        );
+        let mut without = parsed.clone();
+        without.remove("hash");
+        assert_eq!(digest(&without), hash);
+        // A different place in the chain is a different hash.
+        assert_ne!(record.seal(8, GENESIS).1, hash);
+        assert_ne!(record.seal(7, &hash).1, hash);
+    }
+
+    #[test]
+    fn arguments_are_digested_or_redacted() {
+        let args = json!({"city": "Oslo", "api_key": "k-123", "nested": {"Password": "p"},
+            "list": [{"auth_token": "t"}]});
+        let digest = arguments(RecordArguments::Digest, &args).unwrap();
+        assert_eq!(digest["sha256"].as_str().unwrap().len(), 64);
+        assert!(!digest.to_string().contains("Oslo"));
+        let full = arguments(RecordArguments::Full, &args).unwrap();
+        assert_eq!(full["city"], "Oslo");
+        assert_eq!(full["api_key"], "[redacted]");
+        assert_eq!(full["nested"]["Password"], "[redacted]");
+        assert_eq!(full["list"][0]["auth_token"], "[redacted]");
+        assert!(!full.to_string().contains("k-123"));
+        assert_eq!(arguments(RecordArguments::None, &args), None);
+    }
+}
