@@ -76,8 +76,8 @@ impl App {
         let audit = Arc::new(Audit::start(&config.audit)?);
         if !audit.is_on() {
             tracing::warn!(
-                "no audit log ([audit] path is not set): tool calls are recorded in the host \
-                 log only"
+                "no audit log ([audit] path is not set): calls are recorded in the host log \
+                 only"
             );
         }
         let pool = config.pool_size();

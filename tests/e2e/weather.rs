@@ -358,7 +358,8 @@ async fn a_granted_name_that_resolves_inside_is_blocked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_config_serves_with_nothing_set() {
     // examples/host.toml as the README's run command serves it, with only the plugin's
-    // path, the port and the database changed: no key anywhere in the environment.
+    // path, the port, the database and the audit log changed: no key anywhere in the
+    // environment.
     let example = std::fs::read_to_string(workspace_root().join("examples/host.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = example
@@ -370,6 +371,10 @@ async fn the_example_config_serves_with_nothing_set() {
         .replace(
             "database = \"../target/quickstart/auth.sqlite\"",
             &format!("database = {}", toml_path(&dir.path().join("auth.sqlite"))),
+        )
+        .replace(
+            "path = \"../target/quickstart/audit.jsonl\"",
+            &format!("path = {}", toml_path(&dir.path().join("audit.jsonl"))),
         );
     for old in [
         "127.0.0.1:8080",
@@ -405,4 +410,16 @@ async fn the_example_config_serves_with_nothing_set() {
     // The setup code worked once: the next client logs in with the password.
     let token = crate::oauth::token_for_existing(&host, "demo-user").await;
     assert!(!token.is_empty());
+    // The example keeps an audit log: the call is in it, and the chain verifies.
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"tool\":\"get_weather\"")
+                && l.contains("\"subject\":\"demo-user\"")),
+        "{audit}"
+    );
+    let audit_path = dir.path().join("audit.jsonl").display().to_string();
+    let (status, said, _) = crate::common::run_host(&["audit", "verify", &audit_path]);
+    assert!(status.success(), "{said}");
 }
