@@ -155,6 +155,7 @@ impl App {
             Arc::new(auth),
             limits,
             &self.config.server,
+            self.config.request_timeout(),
             shutdown.clone(),
         );
         let mut started = Record::now("start");

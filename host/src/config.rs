@@ -120,6 +120,23 @@ impl Config {
         )
     }
 
+    /// How long a POST may take: `[server] request_timeout`, else the longest plugin
+    /// timeout plus a margin.
+    pub fn request_timeout(&self) -> std::time::Duration {
+        self.server.request_timeout.map_or_else(
+            || {
+                let longest = self
+                    .plugins
+                    .values()
+                    .map(|p| p.limits.timeout)
+                    .max()
+                    .unwrap_or(crate::sandbox::limits::DEFAULT_TIMEOUT);
+                longest + crate::server::REQUEST_TIMEOUT_MARGIN
+            },
+            |t| t.0,
+        )
+    }
+
     /// Every credential granted to a plugin: (plugin, credential).
     pub fn granted_credentials(&self) -> Vec<(PluginName, CredentialName)> {
         self.plugins
@@ -133,6 +150,18 @@ impl Config {
         let mut config: Config =
             toml::from_str(text).map_err(|e| Problem::Parse(e.to_string().trim().to_owned()))?;
         config.server.check().map_err(Problem::Invalid)?;
+        if let Some(timeout) = config.server.request_timeout
+            && let Some((name, plugin)) = config
+                .plugins
+                .iter()
+                .find(|(_, p)| p.limits.timeout >= timeout.0)
+        {
+            return Err(Problem::Invalid(format!(
+                "[server] request_timeout = \"{timeout}\" is not longer than \
+                 [plugins.{name}] limits.timeout = \"{}\": its calls would be cut off",
+                crate::domain::HumanDuration(plugin.limits.timeout)
+            )));
+        }
         for (name, plugin) in config.plugins.iter_mut() {
             plugin
                 .resolve(base)

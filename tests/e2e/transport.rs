@@ -1,6 +1,7 @@
 //! The HTTP transport on the real host: `/healthz`, and the checks every `/mcp` request
 //! passes before any tool runs: the `Host` header (DNS rebinding), `Origin` against
-//! `allowed_origins`, and the request body's size.
+//! `allowed_origins`, CORS, the request body's size, the security headers, load
+//! shedding and the request timeout.
 
 use crate::common::{Host, plugin, toml_path};
 use reqwest::StatusCode;
@@ -88,4 +89,189 @@ async fn an_oversized_body_is_refused_before_it_is_parsed() {
     let body = INITIALIZE.replace("\"transport-test\"", &format!("\"{padding}\""));
     let (status, body) = post(&host, body, &[]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_the_security_headers() {
+    let host = host();
+    let health = reqwest::get(format!("http://{}/healthz", host.addr))
+        .await
+        .unwrap();
+    let (_, _) = post(&host, INITIALIZE.to_owned(), &[]).await;
+    let refused = reqwest::Client::new()
+        .post(host.mcp_url())
+        .header(HOST, "evil.example")
+        .body(INITIALIZE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    for response in [&health, &refused] {
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_answers_only_the_allowed_origins() {
+    let host = host();
+    let preflight = |origin: &'static str| {
+        reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, host.mcp_url())
+            .header(ORIGIN, origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,authorization,mcp-protocol-version",
+            )
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await.unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    let headers = allowed.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let methods = headers["access-control-allow-methods"].to_str().unwrap();
+    assert!(methods.contains("POST"), "{methods}");
+    let allowed_headers = headers["access-control-allow-headers"].to_str().unwrap();
+    assert!(
+        allowed_headers.contains("authorization")
+            && allowed_headers.contains("mcp-protocol-version"),
+        "{allowed_headers}"
+    );
+    // Another site gets no CORS answer at all: 403 from the Origin check.
+    let foreign = preflight("https://evil.example").await.unwrap();
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    assert!(
+        foreign
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    // The real request from the allowed origin may read the answer and its headers.
+    let response = reqwest::Client::new()
+        .post(host.mcp_url())
+        .header(CONTENT_TYPE, "application/json")
+        .header(ACCEPT, "application/json, text/event-stream")
+        .header(ORIGIN, "https://app.example.com")
+        .body(INITIALIZE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
+    assert!(exposed.contains("mcp-session-id"), "{exposed}");
+}
+
+/// A stateless `tools/call` of the fixture's `fixture` tool with `arguments`.
+async fn call(url: &str, arguments: serde_json::Value) -> reqwest::Response {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "fixture", "arguments": arguments, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}
+        }}
+    });
+    reqwest::Client::new()
+        .post(url)
+        .header(CONTENT_TYPE, "application/json")
+        .header(ACCEPT, "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "fixture")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_past_the_concurrency_limit_gets_503_and_the_host_keeps_serving() {
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nmax_concurrent_requests = 2\n\
+         [plugins.fix]\npath = {}\n",
+        toml_path(&plugin("fixture")),
+    );
+    let host = Host::start(&config, &[]);
+    let url = host.mcp_url();
+    // Two slow calls fill the host...
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                call(&url, serde_json::json!({"sleep_ms": 1500, "text": "slow"}))
+                    .await
+                    .status()
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // ...so a flood is answered 503 (had it been queued, it would have been answered
+    // 200 once the slow calls ended).
+    let flood: Vec<_> = (0..8)
+        .map(|_| call(&url, serde_json::json!({"text": "x"})))
+        .collect();
+    for response in futures::future::join_all(flood).await {
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let text = response.text().await.unwrap();
+        assert!(text.contains("limit of 2 requests"), "{text}");
+    }
+    for slow in slow {
+        assert_eq!(slow.await.unwrap(), StatusCode::OK);
+    }
+    // The host keeps serving.
+    let after = call(&url, serde_json::json!({"text": "after"})).await;
+    assert_eq!(after.status(), StatusCode::OK);
+    assert!(after.text().await.unwrap().contains("after"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_its_timeout_gets_503() {
+    // One slot; the second call waits for it, then runs: longer than the 1 s timeout.
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nrequest_timeout = \"1s\"\n\
+         [plugins.fix]\npath = {}\nlimits = {{ max_concurrency = 1, timeout = \"950ms\" }}\n",
+        toml_path(&plugin("fixture")),
+    );
+    let host = Host::start(&config, &[]);
+    let url = host.mcp_url();
+    let first = {
+        let url = url.clone();
+        tokio::spawn(async move {
+            call(&url, serde_json::json!({"sleep_ms": 800, "text": "a"}))
+                .await
+                .status()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let second = call(&url, serde_json::json!({"sleep_ms": 800, "text": "b"})).await;
+    assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(second.text().await.unwrap().contains("longer than 1s"));
+    assert_eq!(first.await.unwrap(), StatusCode::OK);
+    // A timeout that would cut the plugin's own calls off is refused at start.
+    let (status, log) = crate::common::start_refused(
+        &format!(
+            "[server]\nrequest_timeout = \"5s\"\n[plugins.fix]\npath = {}\nlimits = {{ timeout = \"10s\" }}\n",
+            toml_path(&plugin("fixture")),
+        ),
+        &[],
+    );
+    assert!(!status.success());
+    assert!(
+        log.contains(
+            "request_timeout = \"5s\" is not longer than [plugins.fix] limits.timeout = \"10s\""
+        ),
+        "{log}"
+    );
 }

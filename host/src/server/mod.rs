@@ -8,23 +8,30 @@
 //! 2. `Authorization`, `Cookie` and `Set-Cookie` marked sensitive (never logged);
 //! 3. trace: a `request` span with method, path (never the query) and request id; the
 //!    headers (sensitive ones redacted) and each response at debug level;
-//! 4. body limit: a body is cut off past [`MAX_REQUEST_BODY_BYTES`], and the layer
+//! 4. security headers on every response: `X-Content-Type-Options: nosniff`,
+//!    `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`;
+//! 5. load shedding: past `max_concurrent_requests` requests in flight, a request is
+//!    answered 503 with `Retry-After` at once rather than queued without bound;
+//! 6. request timeout: a POST that takes longer than `request_timeout` (by default
+//!    the longest plugin timeout plus 30 s) is answered 503;
+//! 7. body limit: a body is cut off past [`MAX_REQUEST_BODY_BYTES`], and the layer
 //!    that reads it answers 413 (on `/mcp`, the JSON-RPC peek). The body is read up to
 //!    the limit even when its `Content-Length` is larger, so the client is still
 //!    sending when the answer comes and reads a 413, not a reset connection.
 //!
 //! `/mcp` then passes:
 //!
-//! 5. the `Host` and `Origin` check ([`origin`]), answered 403;
-//! 6. the JSON-RPC peek ([`jsonrpc`]): method and tool name, for the layers after it;
-//! 7. authentication ([`authn`]): the bearer token becomes the request's caller, or
-//!    401 with a challenge (400 for a token in the query string); an address failing
-//!    more often than `[rate_limits.per_address] failed_authentication` gets 429
-//!    ([`limits`]);
-//! 8. authorization ([`authn`]): a `tools/call` whose token lacks the tool's scope is
-//!    answered 403 `insufficient_scope`;
-//! 9. malformed `tools/call` arguments answered as a tool error ([`jsonrpc`]);
-//! 10. rmcp's Streamable HTTP service, handing requests to [`McpHandler`].
+//! 8. the `Host` and `Origin` check ([`origin`]), answered 403; then CORS for the
+//!    configured `allowed_origins` only (preflights are answered here);
+//! 9. the JSON-RPC peek ([`jsonrpc`]): method and tool name, for the layers after it;
+//! 10. authentication ([`authn`]): the bearer token becomes the request's caller, or
+//!     401 with a challenge (400 for a token in the query string); an address failing
+//!     more often than `[rate_limits.per_address] failed_authentication` gets 429
+//!     ([`limits`]);
+//! 11. authorization ([`authn`]): a `tools/call` whose token lacks the tool's scope is
+//!     answered 403 `insufficient_scope`;
+//! 12. malformed `tools/call` arguments answered as a tool error ([`jsonrpc`]);
+//! 13. rmcp's Streamable HTTP service, handing requests to [`McpHandler`].
 //!
 //! `/.well-known/oauth-protected-resource[/mcp]` serves the protected resource
 //! metadata; in embedded mode the authorization server's endpoints ([`oauth`]) are at
@@ -40,11 +47,17 @@ pub mod oauth;
 pub mod origin;
 
 use crate::auth::Auth;
+use crate::domain::HumanDuration;
 use crate::mcp::McpHandler;
 use crate::pipeline::Pipeline;
 use crate::ratelimit::AddressLimits;
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, Request, header};
+use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use origin::{AllowedOrigin, OriginPolicy};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -52,12 +65,16 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
+use tower::limit::ConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::map_request_body::MapRequestBodyLayer;
 use tower_http::request_id::PropagateRequestIdLayer;
 use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
-use tower_http::set_header::SetRequestHeaderLayer;
+use tower_http::set_header::{SetRequestHeaderLayer, SetResponseHeaderLayer};
 use tower_http::trace::TraceLayer;
 
 /// Largest JSON-RPC request body: tool arguments are small; this bounds memory per
@@ -81,7 +98,24 @@ pub struct ServerConfig {
     /// `http://localhost:*`).
     #[serde(default)]
     pub allowed_origins: Vec<AllowedOrigin>,
+    /// Requests in flight at once; past it, requests are answered 503 at once.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+    /// Longest a POST may take before it is answered 503 (none: the longest plugin
+    /// timeout plus 30 s).
+    #[serde(default)]
+    pub request_timeout: Option<HumanDuration>,
 }
+
+/// Default for `max_concurrent_requests`: far above what the plugins' concurrency
+/// limits let run, far below what exhausts memory.
+fn default_max_concurrent_requests() -> usize {
+    1024
+}
+
+/// How much longer than the longest plugin timeout a request may take by default
+/// (waiting for a slot, checking arguments, writing the record).
+pub const REQUEST_TIMEOUT_MARGIN: Duration = Duration::from_secs(30);
 
 /// The base URL clients reach this server at (scheme, host, port; no path):
 /// `public_url` when set, else the address the listener bound.
@@ -106,6 +140,8 @@ impl Default for ServerConfig {
             listen: default_listen(),
             public_url: None,
             allowed_origins: Vec::new(),
+            max_concurrent_requests: default_max_concurrent_requests(),
+            request_timeout: None,
         }
     }
 }
@@ -124,6 +160,19 @@ impl ServerConfig {
                  TLS and authentication are configured; use 127.0.0.1 or [::1]"
             ));
         }
+        if !(1..=100_000).contains(&self.max_concurrent_requests) {
+            return Err(format!(
+                "[server] max_concurrent_requests = {}: from 1 to 100000",
+                self.max_concurrent_requests
+            ));
+        }
+        if let Some(timeout) = self.request_timeout
+            && timeout.0 < Duration::from_secs(1)
+        {
+            return Err(format!(
+                "[server] request_timeout = \"{timeout}\": at least 1s"
+            ));
+        }
         if let Some(url) = &self.public_url
             && (!matches!(url.scheme(), "http" | "https") || url.host_str().is_none())
         {
@@ -137,17 +186,30 @@ impl ServerConfig {
 
 /// The router: `/mcp` (MCP Streamable HTTP), the protected resource metadata and
 /// `/healthz`, behind the layers listed in this module's documentation, in that order.
+/// `request_timeout` is the configured one or the default derived from the plugins.
 pub fn router(
     pipeline: Arc<Pipeline>,
     auth: Arc<Auth>,
     limits: Arc<AddressLimits>,
     config: &ServerConfig,
+    request_timeout: Duration,
     shutdown: CancellationToken,
 ) -> Router {
     let policy = Arc::new(OriginPolicy::new(
         config.public_url.as_ref(),
         &config.allowed_origins,
     ));
+    let cors_policy = policy.clone();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origin
+                .to_str()
+                .is_ok_and(|origin| cors_policy.allows_origin(origin))
+        }))
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers(MCP_REQUEST_HEADERS.map(HeaderName::from_static))
+        .expose_headers(MCP_RESPONSE_HEADERS.map(HeaderName::from_static))
+        .max_age(Duration::from_secs(600));
     let edge = Arc::new(authn::EdgeAuth {
         auth: auth.clone(),
         pipeline: pipeline.clone(),
@@ -161,6 +223,7 @@ pub fn router(
                     policy,
                     origin::check_host_and_origin,
                 ))
+                .layer(cors)
                 .layer(axum::middleware::from_fn(jsonrpc::peek_request))
                 .layer(axum::middleware::from_fn_with_state(
                     edge.clone(),
@@ -174,6 +237,7 @@ pub fn router(
                     jsonrpc::answer_malformed_arguments,
                 )),
         );
+    let max_in_flight = config.max_concurrent_requests;
     let authorization_server = auth.authorization_server().cloned();
     let metadata = Router::new()
         .route(
@@ -228,10 +292,82 @@ pub fn router(
                         tracing::debug!(headers = ?request.headers(), "request");
                     }),
             )
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::X_FRAME_OPTIONS,
+                HeaderValue::from_static("DENY"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ))
+            .layer(HandleErrorLayer::new(
+                move |_: tower::BoxError| async move { overloaded(max_in_flight) },
+            ))
+            .layer(LoadShedLayer::new())
+            .layer(ConcurrencyLimitLayer::new(max_in_flight))
+            .layer(axum::middleware::from_fn_with_state(
+                request_timeout,
+                time_limit,
+            ))
             .layer(MapRequestBodyLayer::new(|body| {
                 axum::body::Body::new(http_body_util::Limited::new(body, MAX_REQUEST_BODY_BYTES))
             })),
     )
+}
+
+/// Request headers a browser client of `/mcp` sends.
+const MCP_REQUEST_HEADERS: [&str; 9] = [
+    "content-type",
+    "accept",
+    "authorization",
+    "mcp-protocol-version",
+    "mcp-session-id",
+    "mcp-method",
+    "mcp-name",
+    "last-event-id",
+    "x-request-id",
+];
+
+/// Response headers a browser client of `/mcp` may read.
+const MCP_RESPONSE_HEADERS: [&str; 3] = ["mcp-session-id", "www-authenticate", "x-request-id"];
+
+/// The answer when `max_concurrent_requests` are in flight.
+fn overloaded(limit: usize) -> Response {
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("the server is handling its limit of {limit} requests; try again shortly\n"),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// The request timeout: a POST still running after `limit` is answered 503 (streams
+/// opened with GET are long-lived by design and are not cut).
+async fn time_limit(State(limit): State<Duration>, request: Request<Body>, next: Next) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(timeout = ?limit, "request timed out");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the request took longer than {}\n",
+                    humantime::format_duration(limit)
+                ),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// rmcp's Streamable HTTP service: JSON answers to plain requests (SSE only when a

@@ -147,6 +147,19 @@ impl OriginPolicy {
         }
     }
 
+    /// Whether `origin` is one of the configured `allowed_origins` (the browser
+    /// origins CORS answers for).
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        Origin::parse(origin).is_some_and(|origin| {
+            let port = origin.port_or_default();
+            self.origins.iter().any(|a| {
+                a.scheme == origin.scheme
+                    && a.host == origin.host
+                    && a.port.is_none_or(|p| p == port)
+            })
+        })
+    }
+
     /// Whether a request with these `Host` and `Origin` values may reach `/mcp`.
     pub fn check(&self, host: Option<&str>, origin: Option<&str>) -> Result<(), Refused> {
         let (host, host_port) = host.and_then(split_authority).ok_or(Refused::MissingHost)?;
@@ -159,9 +172,7 @@ impl OriginPolicy {
         let refused = || Refused::Origin(origin_text.chars().take(256).collect());
         let origin = Origin::parse(origin_text).ok_or_else(refused)?;
         let port = origin.port_or_default();
-        let allowed = self.origins.iter().any(|a| {
-            a.scheme == origin.scheme && a.host == origin.host && a.port.is_none_or(|p| p == port)
-        });
+        let allowed = self.allows_origin(origin_text);
         // A page served from this very host and port is ours.
         let default_port = if origin.scheme == "https" { 443 } else { 80 };
         let same_origin = origin.host == host && port == host_port.unwrap_or(default_port);

@@ -41,6 +41,7 @@ fn app() -> Router {
         Arc::new(Auth::off(&base)),
         Arc::new(crate::ratelimit::AddressLimits::none()),
         &config,
+        std::time::Duration::from_secs(60),
         CancellationToken::new(),
     )
 }
