@@ -147,6 +147,30 @@ impl App {
                 "access tokens are required at /mcp"
             );
         }
+        let scrape = crate::telemetry::install().map(|handle| {
+            Arc::new(server::metrics::Scrape {
+                handle,
+                pipeline: self.pipeline.clone(),
+            })
+        });
+        let main_metrics = match (self.config.server.metrics_listen, scrape) {
+            (Some(addr), Some(scrape)) => {
+                let (tcp, local) = listener::bind(addr)
+                    .await
+                    .map_err(|source| AppError::Listen { addr, source })?;
+                tracing::info!(address = %local, "serving /metrics");
+                let routes = server::metrics::routes(scrape);
+                let stop = shutdown.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = listener::serve(tcp, routes, stop).await {
+                        tracing::error!(%error, "the metrics listener failed");
+                    }
+                });
+                None
+            }
+            (None, scrape) => scrape,
+            (Some(_), None) => None,
+        };
         let limits = Arc::new(AddressLimits::new(&self.config.rate_limits));
         let pruned = limits.clone();
         prune_every(PRUNE_INTERVAL, move || pruned.prune());
@@ -156,6 +180,7 @@ impl App {
             limits,
             &self.config.server,
             self.config.request_timeout(),
+            main_metrics,
             shutdown.clone(),
         );
         let mut started = Record::now("start");

@@ -17,6 +17,7 @@
 //! - [`ratelimit`]: `[rate_limits]` and the bounded keyed limiters built from it.
 //! - [`sandbox`]: the wasmtime engine and each capability a plugin may be granted.
 //! - [`secrets`]: the envelope-encrypted credential store and credential sources.
+//! - [`telemetry`]: the Prometheus metrics every layer records.
 //! - [`domain`]: names and quantities every layer shares.
 
 #![deny(missing_docs)]
@@ -36,6 +37,7 @@ pub mod sandbox;
 pub mod schema;
 pub mod secrets;
 pub mod server;
+pub mod telemetry;
 
 #[cfg(test)]
 mod layering;

@@ -275,3 +275,152 @@ async fn a_request_past_its_timeout_gets_503() {
         "{log}"
     );
 }
+
+/// The samples of a `/metrics` answer, parsed as Prometheus parses them.
+async fn scrape(url: &str) -> prometheus_parse::Scrape {
+    let response = reqwest::get(url).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let kind = response.headers()[CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
+    let text = response.text().await.unwrap();
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .unwrap_or_else(|e| panic!("{e}:\n{text}"))
+}
+
+/// The value of the sample of `metric` whose labels include `labels`.
+fn value(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            prometheus_parse::Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
+            prometheus_parse::Value::Summary(_) => f64::NAN,
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_calls_by_outcome_and_denials_by_step() {
+    let host = host();
+    let url = host.mcp_url();
+    for _ in 0..3 {
+        assert_eq!(
+            call(&url, serde_json::json!({"text": "ok"})).await.status(),
+            StatusCode::OK
+        );
+    }
+    call(&url, serde_json::json!({"error": "no"})).await;
+    // Names a client made up never become labels.
+    let body = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "made-up-by-a-client", "arguments": {}, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}
+        }}
+    });
+    post(
+        &host,
+        body.to_string(),
+        &[
+            (
+                reqwest::header::HeaderName::from_static("mcp-protocol-version"),
+                "2026-07-28",
+            ),
+            (
+                reqwest::header::HeaderName::from_static("mcp-method"),
+                "tools/call",
+            ),
+            (
+                reqwest::header::HeaderName::from_static("mcp-name"),
+                "made-up-by-a-client",
+            ),
+        ],
+    )
+    .await;
+    let metrics = scrape(&format!("http://{}/metrics", host.addr)).await;
+    let calls = |outcome: &str| {
+        value(
+            &metrics,
+            "mcp_tool_calls_total",
+            &[("tool", "fixture"), ("plugin", "fix"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(calls("ok"), Some(3.0));
+    assert_eq!(calls("tool_error"), Some(1.0));
+    assert_eq!(
+        value(
+            &metrics,
+            "mcp_tool_calls_total",
+            &[("tool", "-"), ("outcome", "unknown_tool")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&metrics, "mcp_denials_total", &[("step", "lookup")]),
+        Some(1.0)
+    );
+    assert!(
+        !metrics
+            .samples
+            .iter()
+            .any(|s| s.labels.values().any(|v| v.contains("made-up"))),
+        "a client's name became a label"
+    );
+    // Latency is a histogram with buckets; no instance is busy now.
+    assert_eq!(
+        value(
+            &metrics,
+            "mcp_tool_call_duration_seconds",
+            &[("tool", "fixture")]
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        value(&metrics, "mcp_instances_in_use", &[("plugin", "fix")]),
+        Some(0.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_may_have_a_listener_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n\
+         [audit]\npath = {}\n[plugins.fix]\npath = {}\n",
+        toml_path(&dir.path().join("audit.jsonl")),
+        toml_path(&plugin("fixture")),
+    );
+    let host = Host::start(&config, &[]);
+    call(&host.mcp_url(), serde_json::json!({"text": "ok"})).await;
+    let log = host.wait_for_log("serving /metrics", std::time::Duration::from_secs(5));
+    let line = log
+        .lines()
+        .find(|l| l.contains("serving /metrics"))
+        .unwrap();
+    let address = line
+        .split("address=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let metrics = scrape(&format!("http://{address}/metrics")).await;
+    assert_eq!(
+        value(&metrics, "mcp_tool_calls_total", &[("outcome", "ok")]),
+        Some(1.0)
+    );
+    // The audit writer's figures are there too.
+    assert!(value(&metrics, "mcp_audit_queue_depth", &[]).is_some());
+    assert!(value(&metrics, "mcp_audit_write_duration_seconds", &[]).unwrap() >= 1.0);
+    // Not on the main listener.
+    let main = reqwest::get(format!("http://{}/metrics", host.addr))
+        .await
+        .unwrap();
+    assert_eq!(main.status(), StatusCode::NOT_FOUND);
+}

@@ -6,6 +6,7 @@
 
 use super::log::Log;
 use super::record::Record;
+use crate::telemetry;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -81,6 +82,7 @@ pub fn run(settings: Settings, log: Log, mut queue: mpsc::Receiver<Message>, sha
         if log.is_none() && (tick || !records.is_empty() || close.is_some()) {
             log = reopen(&settings, &shared);
         }
+        let started = Instant::now();
         let result = match log.as_mut() {
             None => Err("the audit log cannot be written".to_owned()),
             Some(open) => {
@@ -97,6 +99,9 @@ pub fn run(settings: Settings, log: Log, mut queue: mpsc::Receiver<Message>, sha
                 written.map_err(|e| e.to_string())
             }
         };
+        if !records.is_empty() {
+            telemetry::audit_written(started.elapsed());
+        }
         if let Err(error) = &result {
             if !shared.failed.swap(true, Ordering::SeqCst) {
                 tracing::error!(

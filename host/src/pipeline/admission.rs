@@ -5,6 +5,7 @@
 
 use super::cooldown::{Cooldowns, Key};
 use crate::domain::PluginName;
+use crate::telemetry;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -59,6 +60,7 @@ impl Drop for Admitted {
         if !self.finished {
             self.cooldowns.record(&self.key, true);
         }
+        telemetry::instances(self.key.1.as_str(), -1.0);
     }
 }
 
@@ -78,11 +80,14 @@ impl Admission {
         }
         let gate = self.gate(plugin, limit);
         match tokio::time::timeout(BUSY_WAIT, gate.slots.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(Admitted {
-                cooldowns: self.cooldowns.clone(),
-                key,
-                permit: Some(permit),
-                finished: false,
+            Ok(Ok(permit)) => Ok({
+                telemetry::instances(plugin.as_str(), 1.0);
+                Admitted {
+                    cooldowns: self.cooldowns.clone(),
+                    key,
+                    permit: Some(permit),
+                    finished: false,
+                }
             }),
             // The semaphore is never closed; a timeout is the only way here.
             _ => Err(Busy { limit: gate.limit }),

@@ -9,6 +9,7 @@ use crate::registry::LoadedPlugin;
 use crate::sandbox::SandboxError;
 use crate::sandbox::credentials::CredentialUse;
 use crate::sandbox::limits::LimitHit;
+use crate::telemetry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,6 +66,26 @@ impl Outcome {
             Outcome::Unavailable => "unavailable",
             Outcome::OutputRejected => "output_rejected",
             Outcome::AuditUnavailable => "audit_unavailable",
+        }
+    }
+
+    /// The pipeline step that refused a call with this outcome (`None`: it ran).
+    pub fn refused_at(self) -> Option<&'static str> {
+        match self {
+            Outcome::UnknownTool => Some("lookup"),
+            Outcome::Unauthenticated => Some("authenticate"),
+            Outcome::Forbidden => Some("authorize"),
+            Outcome::RateLimited => Some("rate_limit"),
+            Outcome::InvalidArguments => Some("validate"),
+            Outcome::Busy => Some("admit"),
+            Outcome::AuditUnavailable => Some("audit"),
+            Outcome::Ok
+            | Outcome::ToolError
+            | Outcome::Timeout
+            | Outcome::OutOfMemory
+            | Outcome::Crashed
+            | Outcome::Unavailable
+            | Outcome::OutputRejected => None,
         }
     }
 
@@ -125,6 +146,18 @@ pub async fn record(
     let plugin = trace.plugin.as_deref();
     // The tool name is the client's when no plugin offers it: cut and quoted.
     let tool: String = tool.chars().take(128).collect();
+    // Metrics label only names a plugin offers: a client cannot add labels.
+    let (tool_label, plugin_label) = match plugin {
+        Some(p) => (tool.as_str(), p.name.as_str()),
+        None => ("-", "-"),
+    };
+    telemetry::call_finished(tool_label, plugin_label, outcome.as_str(), duration);
+    if let Some(step) = outcome.refused_at() {
+        telemetry::denied(step);
+    }
+    if let Err(CallError::RateLimited { limit, .. }) = result {
+        telemetry::rate_limited(limit.budget.as_str());
+    }
     let credentials: Vec<String> = trace.credentials.iter().map(ToString::to_string).collect();
     tracing::info!(
         call_id = %ctx.request_id,
@@ -196,6 +229,7 @@ pub async fn record_refused(audit: &Audit, refused: Refused) {
     } = refused;
     let ctx = &ctx;
     let reason = reason.as_str();
+    telemetry::denied(step);
     let method: String = method.as_deref().unwrap_or("-").chars().take(64).collect();
     let tool: Option<String> = tool.map(|t| t.chars().take(128).collect());
     let peer = ctx.peer.map_or_else(|| "-".to_owned(), |p| p.to_string());

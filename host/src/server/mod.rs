@@ -36,13 +36,15 @@
 //! `/.well-known/oauth-protected-resource[/mcp]` serves the protected resource
 //! metadata; in embedded mode the authorization server's endpoints ([`oauth`]) are at
 //! `/.well-known/oauth-authorization-server` and `/oauth/*`, behind a per-address limit
-//! ([`limits`]); `/healthz` answers `ok`.
+//! ([`limits`]); `/healthz` answers `ok`; `/metrics` serves Prometheus metrics
+//! ([`metrics`]) unless `metrics_listen` gives them a listener of their own.
 //! None of these passes the Host check or authentication.
 
 pub mod authn;
 pub mod jsonrpc;
 pub mod limits;
 pub mod listener;
+pub mod metrics;
 pub mod oauth;
 pub mod origin;
 
@@ -105,6 +107,9 @@ pub struct ServerConfig {
     /// timeout plus 30 s).
     #[serde(default)]
     pub request_timeout: Option<HumanDuration>,
+    /// Serve `/metrics` here instead of on the main listener.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Default for `max_concurrent_requests`: far above what the plugins' concurrency
@@ -142,6 +147,7 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             max_concurrent_requests: default_max_concurrent_requests(),
             request_timeout: None,
+            metrics_listen: None,
         }
     }
 }
@@ -158,6 +164,14 @@ impl ServerConfig {
             return Err(format!(
                 "[server] listen = \"{listen}\": only loopback addresses are allowed until \
                  TLS and authentication are configured; use 127.0.0.1 or [::1]"
+            ));
+        }
+        if let Some(metrics) = self.metrics_listen
+            && !metrics.ip().is_loopback()
+        {
+            return Err(format!(
+                "[server] metrics_listen = \"{metrics}\": only loopback addresses are allowed \
+                 until TLS is configured"
             ));
         }
         if !(1..=100_000).contains(&self.max_concurrent_requests) {
@@ -193,6 +207,7 @@ pub fn router(
     limits: Arc<AddressLimits>,
     config: &ServerConfig,
     request_timeout: Duration,
+    metrics: Option<Arc<metrics::Scrape>>,
     shutdown: CancellationToken,
 ) -> Router {
     let policy = Arc::new(OriginPolicy::new(
@@ -253,6 +268,9 @@ pub fn router(
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(metadata)
         .nest("/mcp", mcp);
+    if let Some(scrape) = metrics {
+        router = router.merge(metrics::routes(scrape));
+    }
     if let Some(server) = authorization_server {
         let secure = server.issuer().starts_with("https://");
         router = router.merge(oauth::routes(server, secure).layer(

@@ -42,6 +42,7 @@ fn app() -> Router {
         Arc::new(crate::ratelimit::AddressLimits::none()),
         &config,
         std::time::Duration::from_secs(60),
+        None,
         CancellationToken::new(),
     )
 }
