@@ -20,9 +20,22 @@ use std::path::PathBuf;
     about = "MCP server for sandboxed WebAssembly tools"
 )]
 pub struct Cli {
+    /// How log lines on stderr look: `text` for people, `json` (one object per line)
+    /// for log collectors.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The commands.

@@ -162,3 +162,53 @@ async fn the_record_carries_the_request_id_the_client_got() {
         records[0]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_are_json_objects_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("host.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[auth]\nmode = \"off\"\n[plugins.fix]\npath = {}\n",
+            toml_path(&plugin("fixture"))
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-wasm-host"))
+        .args(["--log-format", "json", "serve", "--config"])
+        .arg(&config)
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("mcp-wasm-host listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    let client = connect(&url).await;
+    call_fixture(&client, json!({"text": "hi"})).await;
+    client.cancel().await.ok();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let record = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "tool call")
+        .unwrap_or_else(|| panic!("no tool call record in {log}"));
+    assert_eq!(record["level"], "INFO");
+    assert_eq!(record["fields"]["outcome"], "ok");
+    assert_eq!(record["fields"]["tool"], "\"fixture\"");
+    assert!(record["timestamp"].is_string(), "{record}");
+}
