@@ -4,7 +4,7 @@
 //! a log that cannot be written stops tool calls until it can.
 
 use crate::common::idp::Idp;
-use crate::common::{Host, plugin, run_host, start_refused, toml_path, toml_str};
+use crate::common::{Host, plugin, run_host, start_refused, stateless_call, toml_path, toml_str};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -35,24 +35,7 @@ async fn call(
     tool: &str,
     arguments: Value,
 ) -> (StatusCode, String, String) {
-    let body = json!({
-        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {
-            "name": tool, "arguments": arguments,
-            "_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientCapabilities": {}
-            }
-        }
-    });
-    let mut request = reqwest::Client::new()
-        .post(host.mcp_url())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", tool)
-        .body(body.to_string());
+    let mut request = stateless_call(&reqwest::Client::new(), &host.mcp_url(), tool, arguments);
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
     }
@@ -83,25 +66,7 @@ impl Probe {
 
     /// The call's (request id, result), or `None` if the host did not answer.
     async fn send(&self, tool: &str, arguments: Value) -> Option<(String, Value)> {
-        let body = json!({
-            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": {
-                "name": tool, "arguments": arguments,
-                "_meta": {
-                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                    "io.modelcontextprotocol/clientCapabilities": {}
-                }
-            }
-        });
-        let response = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/call")
-            .header("mcp-name", tool)
-            .body(body.to_string())
+        let response = stateless_call(&self.http, &self.url, tool, arguments)
             .send()
             .await
             .ok()?;

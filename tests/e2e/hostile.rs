@@ -168,6 +168,21 @@ async fn the_environment_is_only_what_the_config_gives() {
     client.cancel().await.ok();
 }
 
+/// Makes each `(attempt, the answer, the line in the log)` call and checks both.
+async fn assert_each_answered_and_logged(
+    host: &Host,
+    client: &crate::common::Client,
+    attempts: &[(serde_json::Value, &str, &str)],
+) {
+    for (attempt, answer, logged) in attempts {
+        let mark = host.log_mark();
+        let result = call_fixture(client, attempt.clone()).await;
+        assert_eq!(first_text(&result), *answer, "{attempt}");
+        let log = host.wait_for_log_since(mark, logged, Duration::from_secs(5));
+        assert!(log.contains(logged), "{attempt}: {logged} not in\n{log}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_that_needs_more_may_be_granted_more() {
     let s =
@@ -192,15 +207,7 @@ async fn a_plugin_that_needs_more_may_be_granted_more() {
             "more than 20 connections open in one call (limits.max_connections)",
         ),
     ];
-    for (attempt, answer, logged) in attempts {
-        let mark = s.host.log_mark();
-        let result = call_fixture(&client, attempt.clone()).await;
-        assert_eq!(first_text(&result), answer, "{attempt}");
-        let log = s
-            .host
-            .wait_for_log_since(mark, logged, Duration::from_secs(5));
-        assert!(log.contains(logged), "{attempt}: {logged} not in\n{log}");
-    }
+    assert_each_answered_and_logged(&s.host, &client, &attempts).await;
     client.cancel().await.ok();
 }
 
@@ -242,15 +249,7 @@ async fn a_plugin_cannot_hoard_the_hosts_descriptors_or_memory() {
             "more than 16 connections open in one call",
         ),
     ];
-    for (attempt, answer, logged) in attempts {
-        let mark = s.host.log_mark();
-        let result = call_fixture(&client, attempt.clone()).await;
-        assert_eq!(first_text(&result), answer, "{attempt}");
-        let log = s
-            .host
-            .wait_for_log_since(mark, logged, Duration::from_secs(5));
-        assert!(log.contains(logged), "{attempt}: {logged} not in\n{log}");
-    }
+    assert_each_answered_and_logged(&s.host, &client, &attempts).await;
     // Any other host object (here: handles to its directories) is capped too; the
     // plugin that goes past the cap is stopped, and the next call works.
     let result = call_fixture(&client, json!({"hold_handles": 100_000})).await;

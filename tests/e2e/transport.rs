@@ -3,7 +3,7 @@
 //! `allowed_origins`, CORS, the request body's size, the security headers, load
 //! shedding and the request timeout.
 
-use crate::common::{Host, plugin, toml_path};
+use crate::common::{Host, plugin, stateless_call, toml_path};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HOST, ORIGIN};
 
@@ -175,21 +175,7 @@ async fn cors_answers_only_the_allowed_origins() {
 
 /// A stateless `tools/call` of the fixture's `fixture` tool with `arguments`.
 async fn call(url: &str, arguments: serde_json::Value) -> reqwest::Response {
-    let body = serde_json::json!({
-        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": "fixture", "arguments": arguments, "_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {}
-        }}
-    });
-    reqwest::Client::new()
-        .post(url)
-        .header(CONTENT_TYPE, "application/json")
-        .header(ACCEPT, "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "fixture")
-        .body(body.to_string())
+    stateless_call(&reqwest::Client::new(), url, "fixture", arguments)
         .send()
         .await
         .unwrap()
@@ -317,32 +303,15 @@ async fn metrics_count_calls_by_outcome_and_denials_by_step() {
     }
     call(&url, serde_json::json!({"error": "no"})).await;
     // Names a client made up never become labels.
-    let body = serde_json::json!({
-        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": "made-up-by-a-client", "arguments": {}, "_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {}
-        }}
-    });
-    post(
-        &host,
-        body.to_string(),
-        &[
-            (
-                reqwest::header::HeaderName::from_static("mcp-protocol-version"),
-                "2026-07-28",
-            ),
-            (
-                reqwest::header::HeaderName::from_static("mcp-method"),
-                "tools/call",
-            ),
-            (
-                reqwest::header::HeaderName::from_static("mcp-name"),
-                "made-up-by-a-client",
-            ),
-        ],
+    stateless_call(
+        &reqwest::Client::new(),
+        &url,
+        "made-up-by-a-client",
+        serde_json::json!({}),
     )
-    .await;
+    .send()
+    .await
+    .unwrap();
     let metrics = scrape(&format!("http://{}/metrics", host.addr)).await;
     let calls = |outcome: &str| {
         value(

@@ -55,3 +55,30 @@ pub fn first_text(result: &rmcp::model::CallToolResult) -> String {
         .text
         .clone()
 }
+
+/// A stateless 2026-07-28 `tools/call` of `tool` with `arguments` to `url`, as a client
+/// sends it (with the `Mcp-*` headers); send it as is, or add headers first.
+pub fn stateless_call(
+    http: &reqwest::Client,
+    url: &str,
+    tool: &str,
+    arguments: serde_json::Value,
+) -> reqwest::RequestBuilder {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {
+            "name": tool, "arguments": arguments,
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {}
+            }
+        }
+    });
+    http.post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .body(body.to_string())
+}
