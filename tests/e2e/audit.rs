@@ -401,3 +401,54 @@ fn a_log_that_cannot_be_opened_stops_the_start() {
     assert!(!status.success());
     assert!(log.contains("sometimes") && log.contains("line"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorization_server_records_registrations_logins_and_consents() {
+    use crate::common::oauth::{Login, OAuthClient, Pkce};
+    let state = crate::oauth::State::new();
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let config = format!(
+        "{}\n[audit]\npath = {}\n",
+        state.config(""),
+        toml_path(&audit)
+    );
+    let host = Host::start(&config, &[("MCP_HOST_KEK", &state.kek)]);
+    // The first user, made with the setup code; a client registered; a consent.
+    crate::oauth::token_for(&host, "dana").await;
+    // A wrong password.
+    let base = format!("http://{}", host.addr);
+    let client = OAuthClient::register(&base).await;
+    let pkce = Pkce::new();
+    let page = client.open_page(&client.authorize_params(&pkce, "")).await;
+    let refused = client
+        .submit(
+            &page,
+            &Login::Password("dana", "not-her-password"),
+            "approve",
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let records = records(dir.path());
+    let of =
+        |event: &str| -> Vec<&Value> { records.iter().filter(|r| r["event"] == event).collect() };
+    assert_eq!(of("client_registered").len(), 2, "{records:#?}");
+    assert!(of("client_registered")[0]["client_id"].is_string());
+    let added = of("user_added");
+    assert_eq!(added.len(), 1, "{records:#?}");
+    assert_eq!(added[0]["subject"], "dana");
+    let consents = of("consent");
+    assert_eq!(consents.len(), 1, "{records:#?}");
+    assert_eq!(consents[0]["subject"], "dana");
+    let failed: Vec<&Value> = of("request_refused")
+        .into_iter()
+        .filter(|r| r["step"] == "login")
+        .collect();
+    assert_eq!(failed.len(), 1, "{records:#?}");
+    assert_eq!(failed[0]["outcome"], "unauthenticated");
+    // No password in the log, right or wrong.
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(!text.contains("not-her-password") && !text.contains("a-long-test-password"));
+    let (ok, said) = verify(std::slice::from_ref(&audit));
+    assert!(ok, "{said}");
+}

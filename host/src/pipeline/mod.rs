@@ -176,7 +176,7 @@ impl Pipeline {
     }
 
     /// The audit log the pipeline records to (the HTTP edge records its refusals there).
-    pub fn audit(&self) -> &Audit {
+    pub fn audit(&self) -> &Arc<Audit> {
         &self.audit
     }
 

@@ -214,6 +214,7 @@ pub fn router(
         config.public_url.as_ref(),
         &config.allowed_origins,
     ));
+    let audit = pipeline.audit().clone();
     let cors_policy = policy.clone();
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(move |origin, _| {
@@ -273,7 +274,7 @@ pub fn router(
     }
     if let Some(server) = authorization_server {
         let secure = server.issuer().starts_with("https://");
-        router = router.merge(oauth::routes(server, secure).layer(
+        router = router.merge(oauth::routes(server, audit, secure).layer(
             axum::middleware::from_fn_with_state(edge, limits::authorization_server),
         ));
     }

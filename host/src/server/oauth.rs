@@ -3,8 +3,11 @@
 //! `auth::embedded::flow`; this module maps requests and answers, and sets the page's
 //! protections (no framing, a CSRF token in a cookie and the form, no caching).
 
+use crate::audit::{Audit, Record};
 use crate::auth::embedded::AuthorizationServer;
-use crate::auth::embedded::flow::{AuthorizeError, AuthorizeParams, LoginError, OAuthError};
+use crate::auth::embedded::flow::{
+    Authorization, AuthorizeError, AuthorizeParams, LoginError, OAuthError,
+};
 use crate::auth::embedded::page::{self, LoginPage};
 use crate::auth::embedded::signing::random_token;
 use axum::Router;
@@ -19,15 +22,18 @@ use tower_http::cors::{Any, CorsLayer};
 /// What the endpoints share.
 struct Endpoints {
     server: Arc<AuthorizationServer>,
+    /// Registrations, logins and consents are recorded here.
+    audit: Arc<Audit>,
     /// The CSRF cookie's name: `__Host-` prefixed (and `Secure`) under https.
     cookie: &'static str,
     secure: bool,
 }
 
 /// The routes, for a server whose issuer is https when `secure`.
-pub fn routes(server: Arc<AuthorizationServer>, secure: bool) -> Router {
+pub fn routes(server: Arc<AuthorizationServer>, audit: Arc<Audit>, secure: bool) -> Router {
     let state = Arc::new(Endpoints {
         server,
+        audit,
         cookie: if secure {
             "__Host-mcp_csrf"
         } else {
@@ -79,7 +85,16 @@ async fn register(State(state): State<Arc<Endpoints>>, body: axum::body::Bytes) 
         }
     };
     match state.server.register(&request).await {
-        Ok(client) => (StatusCode::CREATED, no_store(), axum::Json(client)).into_response(),
+        Ok(client) => {
+            let mut record = Record::now("client_registered");
+            record.client_id = client["client_id"].as_str().map(ToOwned::to_owned);
+            record.detail = Some(serde_json::json!({
+                "client_name": client["client_name"],
+                "redirect_uris": client["redirect_uris"],
+            }));
+            state.audit.enqueue(record);
+            (StatusCode::CREATED, no_store(), axum::Json(client)).into_response()
+        }
         Err(error) => oauth_error(&error),
     }
 }
@@ -159,18 +174,40 @@ async fn authorize_decision(
     let password = form.get("password").map(String::as_str).unwrap_or("");
     let setup = state.server.needs_setup().await;
     let user = match form.get("setup_code").filter(|_| setup) {
-        Some(code) => state.server.create_first_user(code, name, password).await,
+        Some(code) => {
+            let created = state.server.create_first_user(code, name, password).await;
+            if let Ok(user) = &created {
+                let mut record = login_record("user_added", &authorization, &user.name);
+                record.reason = Some("the first user, created with the setup code".into());
+                state.audit.enqueue(record);
+            }
+            created
+        }
         None => state.server.login(name, password).await,
     };
     match user {
         Ok(user) => match state.server.approve(&authorization, &user).await {
-            Ok(url) => redirect(&url),
+            Ok(url) => {
+                let mut record = login_record("consent", &authorization, &user.name);
+                record.detail = Some(serde_json::json!({
+                    "scope": authorization.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "resource": authorization.resource,
+                }));
+                state.audit.enqueue(record);
+                redirect(&url)
+            }
             Err(error) => oauth_error(&error),
         },
         Err(error) => {
+            let attempted: String = name.chars().take(64).collect();
             if error == LoginError::Wrong {
-                tracing::warn!(user = ?name.chars().take(64).collect::<String>(), client_id = %authorization.client.client_id, "login failed");
+                tracing::warn!(user = ?attempted, client_id = %authorization.client.client_id, "login failed");
             }
+            let mut record = login_record("request_refused", &authorization, &attempted);
+            record.step = Some("login".into());
+            record.outcome = Some("unauthenticated".into());
+            record.reason = Some(error.to_string());
+            state.audit.enqueue(record);
             let body = page::login(&LoginPage {
                 authorization: &authorization,
                 params: &params,
@@ -182,6 +219,14 @@ async fn authorize_decision(
             html(StatusCode::UNAUTHORIZED, body, Some(sent), &state)
         }
     }
+}
+
+/// An audit record of a login-page `event` by `user` for `authorization`'s client.
+fn login_record(event: &str, authorization: &Authorization, user: &str) -> Record {
+    let mut record = Record::now(event);
+    record.subject = Some(user.to_owned());
+    record.client_id = Some(authorization.client.client_id.clone());
+    record
 }
 
 /// An HTML page that may not be framed or cached, setting the CSRF cookie if given.
