@@ -176,7 +176,23 @@ impl Store {
                 source: sqlx::Error::Io(source),
             });
         }
-        let url = format!("sqlite://{}?mode=rwc", path.display());
+        // An absolute path without `..`: in a URL, a relative `examples/../x` would make
+        // `examples` the host and leave `/x`.
+        let absolute = std::path::absolute(path).map_err(|source| StoreError::Database {
+            path: shown.clone(),
+            source: sqlx::Error::Io(source),
+        })?;
+        let mut normal = std::path::PathBuf::new();
+        for part in absolute.components() {
+            match part {
+                std::path::Component::ParentDir => {
+                    normal.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => normal.push(other),
+            }
+        }
+        let url = format!("sqlite://{}?mode=rwc", normal.display());
         Self::open_url(&url, shown).await
     }
 
