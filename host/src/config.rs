@@ -245,6 +245,36 @@ mod tests {
     }
 
     #[test]
+    fn new_server_and_audit_settings_are_checked() {
+        for (text, needle) in [
+            (
+                "[server]\nmax_concurrent_requests = 0\n",
+                "max_concurrent_requests = 0",
+            ),
+            ("[server]\nrequest_timeout = \"10ms\"\n", "at least 1s"),
+            (
+                "[server]\nmetrics_listen = \"0.0.0.0:9464\"\n",
+                "metrics_listen",
+            ),
+            ("[audit]\nfsync_interval = \"5m\"\n", "fsync_interval"),
+            ("[audit]\nqueue = 0\n", "queue = 0"),
+            ("[audit]\nmax_file_size = \"1KiB\"\n", "max_file_size"),
+            (
+                "[rate_limits.plugins.nope]\nper_tool = \"1/s\"\n",
+                "[rate_limits.plugins.nope]",
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(needle), "{text:?} gave {err}");
+        }
+        let config = parse("[audit]\npath = \"logs/audit.jsonl\"\n").unwrap();
+        assert_eq!(
+            config.audit.path.as_deref(),
+            Some(Path::new("/etc/mcp/logs/audit.jsonl"))
+        );
+    }
+
+    #[test]
     fn off_loopback_listen_is_refused() {
         let err = parse("[server]\nlisten = \"0.0.0.0:8080\"\n").unwrap_err();
         assert!(err.contains("loopback"), "{err}");

@@ -146,6 +146,15 @@ impl Scope {
                 .strip_prefix(self.0.as_str())
                 .is_some_and(|rest| rest.starts_with(':'))
     }
+
+    /// `scopes` as a space-separated list, the way `scope` parameters write them.
+    pub fn join(scopes: &[Scope]) -> String {
+        scopes
+            .iter()
+            .map(Scope::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 impl std::str::FromStr for Scope {

@@ -5,10 +5,7 @@
 use crate::common::idp::{Idp, SigningKey, now};
 use crate::common::{Host, plugin, start_refused, toml_path, toml_str};
 use reqwest::StatusCode;
-use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -62,14 +59,8 @@ async fn post(
 }
 
 /// An rmcp client sending `token` with every request.
-async fn client_with(
-    host: &Host,
-    token: &str,
-) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
-    let config = StreamableHttpClientTransportConfig::with_uri(host.mcp_url()).auth_header(token);
-    ().serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .expect("the client connects with a good token")
+async fn client_with(host: &Host, token: &str) -> crate::common::Client {
+    crate::common::connect_with_token(&host.mcp_url(), token).await
 }
 
 fn call(tool: &str) -> CallToolRequestParams {
@@ -106,13 +97,7 @@ async fn a_good_token_calls_the_tools_its_scopes_allow() {
     let host = host(&idp);
     let client = client_with(&host, &idp.token(&resource(&host), "fix:read")).await;
     // tools/list shows only what the token may call.
-    let listed: Vec<String> = client
-        .list_all_tools()
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t.name.to_string())
-        .collect();
+    let listed = crate::common::tool_names(&client).await;
     assert_eq!(listed, ["open", "read"]);
     for tool in ["open", "read"] {
         let result = client.call_tool(call(tool)).await.unwrap();
@@ -503,13 +488,7 @@ async fn tokens_from_a_certified_openid_provider() {
     let host = Host::start(&config, &[]);
     let ours = provider.token(&resource(&host), "fix:read").await;
     let client = client_with(&host, &ours).await;
-    let listed: Vec<String> = client
-        .list_all_tools()
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t.name.to_string())
-        .collect();
+    let listed = crate::common::tool_names(&client).await;
     assert_eq!(listed, ["open", "read"]);
     let result = client.call_tool(call("read")).await.unwrap();
     assert_eq!(result.is_error, Some(false), "{result:?}");

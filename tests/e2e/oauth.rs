@@ -6,9 +6,6 @@ use crate::common::oauth::{Login, OAuthClient, Pkce, REDIRECT_URI, redirect_para
 use crate::common::tls::TlsServer;
 use crate::common::{Host, plugin, run_host, toml_path, toml_str};
 use reqwest::StatusCode;
-use rmcp::ServiceExt;
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -144,14 +141,8 @@ pub async fn token_for_existing(host: &Host, user: &str) -> String {
 }
 
 /// An rmcp client sending `token`.
-pub async fn client_with(
-    host: &Host,
-    token: &str,
-) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
-    let config = StreamableHttpClientTransportConfig::with_uri(host.mcp_url()).auth_header(token);
-    ().serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .expect("the client connects")
+pub async fn client_with(host: &Host, token: &str) -> crate::common::Client {
+    crate::common::connect_with_token(&host.mcp_url(), token).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,13 +258,7 @@ async fn the_whole_flow_then_a_refresh_and_a_replayed_refresh() {
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
     // The token works at /mcp, as alice, for what its scope allows.
     let mcp = client_with(&host, &access).await;
-    let tools: Vec<String> = mcp
-        .list_all_tools()
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t.name.to_string())
-        .collect();
+    let tools = crate::common::tool_names(&mcp).await;
     assert_eq!(tools, ["open", "read"]);
     let result = mcp
         .call_tool(

@@ -7,10 +7,7 @@
 use crate::common::idp::Idp;
 use crate::common::{Host, plugin, start_refused, toml_path, toml_str};
 use reqwest::StatusCode;
-use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -45,11 +42,8 @@ fn token(idp: &Idp, host: &Host, subject: &str) -> String {
     idp.key.sign(&claims)
 }
 
-async fn client(host: &Host, token: &str) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
-    let config = StreamableHttpClientTransportConfig::with_uri(host.mcp_url()).auth_header(token);
-    ().serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .expect("the client connects")
+async fn client(host: &Host, token: &str) -> crate::common::Client {
+    crate::common::connect_with_token(&host.mcp_url(), token).await
 }
 
 async fn call(

@@ -86,7 +86,7 @@ pub fn run(settings: Settings, log: Log, mut queue: mpsc::Receiver<Message>, sha
         let result = match log.as_mut() {
             None => Err("the audit log cannot be written".to_owned()),
             Some(open) => {
-                let mut written = write(open, &records);
+                let mut written = open.append(&records);
                 if written.is_ok() && !records.is_empty() {
                     unsynced = true;
                 }
@@ -125,11 +125,6 @@ pub fn run(settings: Settings, log: Log, mut queue: mpsc::Receiver<Message>, sha
     }
 }
 
-/// Seals and appends `records`.
-fn write(log: &mut Log, records: &[Box<Record>]) -> std::io::Result<()> {
-    log.append(records)
-}
-
 /// Opens the log again after a failure (cutting off any record the failure left half
 /// written), and says so in the log.
 fn reopen(settings: &Settings, shared: &Shared) -> Option<Log> {
@@ -140,7 +135,7 @@ fn reopen(settings: &Settings, shared: &Shared) -> Option<Log> {
                 Some(reason) => format!("the audit log can be written again; {reason}"),
                 None => "the audit log can be written again".to_owned(),
             });
-            let written = write(&mut log, &[Box::new(note)]).and_then(|()| log.sync());
+            let written = log.append(&[Box::new(note)]).and_then(|()| log.sync());
             match written {
                 Ok(()) => {
                     shared.failed.store(false, Ordering::SeqCst);

@@ -9,7 +9,7 @@ use crate::domain::Scope;
 pub fn unauthorized(metadata_url: &str, scopes: &[Scope], error: Option<(&str, &str)>) -> String {
     let mut challenge = format!("Bearer resource_metadata=\"{}\"", quoted(metadata_url));
     if !scopes.is_empty() {
-        challenge.push_str(&format!(", scope=\"{}\"", joined(scopes)));
+        challenge.push_str(&format!(", scope=\"{}\"", Scope::join(scopes)));
     }
     if let Some((code, description)) = error {
         challenge.push_str(&format!(
@@ -26,18 +26,10 @@ pub fn insufficient_scope(metadata_url: &str, needed: &[Scope]) -> String {
     format!(
         "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{}\", \
          error_description=\"this operation needs the scope {}\"",
-        joined(needed),
+        Scope::join(needed),
         quoted(metadata_url),
-        quoted(&joined(needed)),
+        quoted(&Scope::join(needed)),
     )
-}
-
-fn joined(scopes: &[Scope]) -> String {
-    scopes
-        .iter()
-        .map(Scope::as_str)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// `text` as the inside of a quoted-string: `"` and `\` escaped, control characters

@@ -251,8 +251,8 @@ impl Pipeline {
                 "the audit log cannot be written".into(),
             ));
         }
+        let arguments = Value::Object(call.arguments.clone().unwrap_or_default());
         if self.audit.is_on() {
-            let arguments = Value::Object(call.arguments.clone().unwrap_or_default());
             trace.arguments = audit::record::arguments(self.audit.record_arguments(), &arguments);
         }
         // 1. authenticate: done at the edge; `ctx.caller` is who is calling.
@@ -281,7 +281,6 @@ impl Pipeline {
                 limit,
             })?;
         // 4. validate the arguments against the tool's JSON Schema.
-        let arguments = Value::Object(call.arguments.clone().unwrap_or_default());
         tool.input
             .check(&arguments)
             .map_err(|problems| CallError::InvalidArguments {

@@ -8,6 +8,29 @@ pub async fn connect(url: &str) -> rmcp::service::RunningService<rmcp::RoleClien
     ().serve(transport).await.expect("the MCP client connects")
 }
 
+/// An rmcp client connected to `url`, sending `token` as its bearer token.
+pub async fn connect_with_token(url: &str, token: &str) -> Client {
+    use rmcp::ServiceExt;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token);
+    ().serve(rmcp::transport::StreamableHttpClientTransport::from_config(
+        config,
+    ))
+    .await
+    .expect("the client connects with the token")
+}
+
+/// The names `tools/list` shows `client`, in order.
+pub async fn tool_names(client: &Client) -> Vec<String> {
+    client
+        .list_all_tools()
+        .await
+        .expect("tools/list answers")
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect()
+}
+
 /// This machine's host name, which resolves (through /etc/hosts) to a loopback or
 /// private address: a name the allowlist grants that leads somewhere internal.
 pub fn internal_host_name() -> String {

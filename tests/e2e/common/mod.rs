@@ -19,7 +19,10 @@ pub mod secrets;
 pub mod tls;
 pub mod upstream;
 
-pub use client::{Client, call_fixture, connect, first_text, internal_host_name, stateless_call};
+pub use client::{
+    Client, call_fixture, connect, connect_with_token, first_text, internal_host_name,
+    stateless_call, tool_names,
+};
 pub use config::{ENV_SECRETS, toml_path, toml_str, weather_config};
 pub use host::{Host, run_host, start_refused};
 pub use plugins::{plugin, workspace_root};

@@ -548,7 +548,7 @@ impl AuthorizationServer {
             redirect_uri: authorization.redirect_uri.clone(),
             code_challenge: authorization.code_challenge.clone(),
             resource: authorization.resource.clone(),
-            scope: joined(&scopes),
+            scope: Scope::join(&scopes),
             subject: user.name.clone(),
             family: random_token(),
         };
@@ -810,14 +810,6 @@ fn user_may(user: &UserRecord, scope: &Scope) -> bool {
             .filter_map(|a| Scope::try_from(a.clone()).ok())
             .any(|a| a.covers(scope)),
     }
-}
-
-fn joined(scopes: &[Scope]) -> String {
-    scopes
-        .iter()
-        .map(Scope::as_str)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn invalid_grant(why: &str) -> OAuthError {
