@@ -12,6 +12,7 @@ use crate::ratelimit::{AddressLimits, ToolLimiter};
 use crate::registry::{LoadError, Registry};
 use crate::sandbox::{Sandbox, SandboxError, pool};
 use crate::secrets::sources::{self, CredentialSetupError, load_kek};
+use crate::server::tls::{Tls, TlsError};
 use crate::server::{self, listener};
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -50,6 +51,9 @@ pub enum AppError {
     /// A rate-limit override names no tool a plugin offers.
     #[error("config: {0}")]
     RateLimits(String),
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -111,6 +115,10 @@ impl App {
     /// for at most [`DRAIN_TIMEOUT`]. The one line on stdout names the bound address.
     pub async fn serve_http(self) -> Result<(), AppError> {
         let shutdown = CancellationToken::new();
+        let tls = match &self.config.server.tls {
+            Some(config) => Some(Tls::start(config, shutdown.clone())?),
+            None => None,
+        };
         let listen = self.config.server.listen;
         let (tcp, local) = listener::bind(listen)
             .await
@@ -160,9 +168,9 @@ impl App {
                     .map_err(|source| AppError::Listen { addr, source })?;
                 tracing::info!(address = %local, "serving /metrics");
                 let routes = server::metrics::routes(scrape);
-                let stop = shutdown.clone();
+                let (stop, tls) = (shutdown.clone(), tls.clone());
                 tokio::spawn(async move {
-                    if let Err(error) = listener::serve(tcp, routes, stop).await {
+                    if let Err(error) = listener::serve(tcp, tls, routes, stop).await {
                         tracing::error!(%error, "the metrics listener failed");
                     }
                 });
@@ -189,14 +197,22 @@ impl App {
             serde_json::json!({ "address": local.to_string(), "version": env!("CARGO_PKG_VERSION") }),
         );
         self.audit.enqueue(started);
+        if !local.ip().is_loopback() && tls.is_none() {
+            tracing::warn!(
+                address = %local,
+                "serving plain HTTP off loopback (allow_insecure_http = true): safe only \
+                 behind a proxy that terminates TLS, with no other way in"
+            );
+        }
         // Scripts and tests read the bound address from this line.
-        println!("mcp-wasm-host listening on http://{local}/mcp");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("mcp-wasm-host listening on {scheme}://{local}/mcp");
         std::io::stdout().flush().ok();
         tracing::info!(address = %local, "serving MCP at /mcp");
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         let drained = shutdown.clone();
         tokio::select! {
-            served = listener::serve(tcp, app, shutdown) => {
+            served = listener::serve(tcp, tls, app, shutdown) => {
                 served.map_err(|e| AppError::Serve(e.to_string()))?;
             }
             () = async move {

@@ -149,7 +149,11 @@ impl Config {
     fn parse(text: &str, base: &Path) -> Result<Self, Problem> {
         let mut config: Config =
             toml::from_str(text).map_err(|e| Problem::Parse(e.to_string().trim().to_owned()))?;
-        config.server.check().map_err(Problem::Invalid)?;
+        config.server.resolve(base).map_err(Problem::Invalid)?;
+        config
+            .server
+            .check(config.auth.mode != crate::auth::config::AuthMode::Off)
+            .map_err(Problem::Invalid)?;
         if let Some(timeout) = config.server.request_timeout
             && let Some((name, plugin)) = config
                 .plugins
@@ -275,9 +279,55 @@ mod tests {
     }
 
     #[test]
-    fn off_loopback_listen_is_refused() {
-        let err = parse("[server]\nlisten = \"0.0.0.0:8080\"\n").unwrap_err();
-        assert!(err.contains("loopback"), "{err}");
+    fn off_loopback_needs_auth_tls_and_a_public_url() {
+        let open = "[server]\nlisten = \"0.0.0.0:8080\"\n";
+        let url = "public_url = \"https://mcp.example.com\"\n";
+        let tls = "tls = { cert = \"c.pem\", key = \"k.pem\" }\n";
+        let insecure = "allow_insecure_http = true\n";
+        let off = "[auth]\nmode = \"off\"\n";
+        for (text, needle) in [
+            (
+                format!("{open}{url}{tls}{off}"),
+                "mode = \"off\" anyone there could call",
+            ),
+            (format!("{open}{url}"), "set [server] tls = { cert"),
+            (
+                format!("{open}{tls}"),
+                "set [server] public_url to the https:// URL",
+            ),
+            (format!("{open}{url}{tls}{insecure}"), "remove one"),
+            (
+                format!("[server]\npublic_url = \"http://h.example\"\n{tls}"),
+                "is http:// but the listener speaks TLS",
+            ),
+            (
+                "[server]\nmetrics_listen = \"0.0.0.0:9100\"\n".to_owned(),
+                "metrics_listen = \"0.0.0.0:9100\" is reachable from other machines",
+            ),
+            (
+                "[server]\ntls = { cert = \"c\", key = \"k\", reload_interval = \"0s\" }\n"
+                    .to_owned(),
+                "tls.reload_interval",
+            ),
+            (
+                "[server]\ntls = { cert = \"c\" }\n".to_owned(),
+                "missing field `key`",
+            ),
+        ] {
+            let err = parse(&text).unwrap_err();
+            assert!(err.contains(needle), "{text:?} gave {err}");
+        }
+        let config = parse(&format!("{open}{url}{tls}")).unwrap();
+        let files = config.server.tls.unwrap();
+        assert_eq!(files.cert, Path::new("/etc/mcp/c.pem"));
+        assert_eq!(files.key, Path::new("/etc/mcp/k.pem"));
+        assert!(parse(&format!("{open}{url}{insecure}")).is_ok());
+        assert!(
+            parse(&format!(
+                "[server]\nmetrics_listen = \"0.0.0.0:9100\"\n{tls}"
+            ))
+            .is_ok()
+        );
     }
 
     #[test]

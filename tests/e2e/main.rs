@@ -18,6 +18,7 @@ mod records;
 mod results;
 mod secrets;
 mod stdio;
+mod tls;
 mod transport;
 mod typescript_sdk;
 mod weather;

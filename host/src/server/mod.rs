@@ -9,7 +9,9 @@
 //! 3. trace: a `request` span with method, path (never the query) and request id; the
 //!    headers (sensitive ones redacted) and each response at debug level;
 //! 4. security headers on every response: `X-Content-Type-Options: nosniff`,
-//!    `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`;
+//!    `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`, and
+//!    `Strict-Transport-Security` when clients reach us over HTTPS (`tls`, or an
+//!    https `public_url` behind a proxy);
 //! 5. load shedding: past `max_concurrent_requests` requests in flight, a request is
 //!    answered 503 with `Retry-After` at once rather than queued without bound;
 //! 6. request timeout: a POST that takes longer than `request_timeout` (by default
@@ -47,6 +49,7 @@ pub mod listener;
 pub mod metrics;
 pub mod oauth;
 pub mod origin;
+pub mod tls;
 
 use crate::auth::Auth;
 use crate::domain::HumanDuration;
@@ -107,9 +110,16 @@ pub struct ServerConfig {
     /// timeout plus 30 s).
     #[serde(default)]
     pub request_timeout: Option<HumanDuration>,
-    /// Serve `/metrics` here instead of on the main listener.
+    /// Serve `/metrics` here instead of on the main listener (over TLS when `tls` is
+    /// set).
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve HTTPS with this certificate and key, reloaded when they change.
+    #[serde(default)]
+    pub tls: Option<tls::TlsConfig>,
+    /// Allow plain HTTP off loopback: only behind a proxy that terminates TLS.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
 }
 
 /// Default for `max_concurrent_requests`: far above what the plugins' concurrency
@@ -134,7 +144,13 @@ pub fn public_base(config: &ServerConfig, bound: SocketAddr) -> url::Url {
             base
         }
         None => {
-            url::Url::parse(&format!("http://{bound}")).expect("a socket address makes a valid URL")
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            url::Url::parse(&format!("{scheme}://{bound}"))
+                .expect("a socket address makes a valid URL")
         }
     }
 }
@@ -148,6 +164,8 @@ impl Default for ServerConfig {
             max_concurrent_requests: default_max_concurrent_requests(),
             request_timeout: None,
             metrics_listen: None,
+            tls: None,
+            allow_insecure_http: false,
         }
     }
 }
@@ -157,21 +175,65 @@ fn default_listen() -> SocketAddr {
 }
 
 impl ServerConfig {
-    /// Checks what serde cannot: a loopback listener, an http(s) public URL.
-    pub fn check(&self) -> Result<(), String> {
+    /// Resolves the TLS files against the config's folder.
+    pub fn resolve(&mut self, base: &std::path::Path) -> Result<(), String> {
+        match &mut self.tls {
+            Some(tls) => tls.resolve(base),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks what serde cannot. Off loopback, a listener needs TLS (or a proxy that
+    /// terminates it: `allow_insecure_http`), authentication (`authenticated`: `[auth]`
+    /// is not off) and the public URL clients use (tokens are issued for it).
+    pub fn check(&self, authenticated: bool) -> Result<(), String> {
         let listen = self.listen;
+        let tls = self.tls.is_some();
+        if tls && self.allow_insecure_http {
+            return Err("[server] allow_insecure_http = true and tls are both set:                  allow_insecure_http is for plain HTTP behind a proxy that terminates TLS;                  remove one"
+                .into());
+        }
         if !listen.ip().is_loopback() {
-            return Err(format!(
-                "[server] listen = \"{listen}\": only loopback addresses are allowed until \
-                 TLS and authentication are configured; use 127.0.0.1 or [::1]"
-            ));
+            let reachable =
+                format!("[server] listen = \"{listen}\" is reachable from other machines");
+            if !authenticated {
+                return Err(format!(
+                    "{reachable}, and with [auth] mode = \"off\" anyone there could call \
+                     every tool: listen on 127.0.0.1 or [::1], or set [auth] mode = \
+                     \"embedded\" or \"external\""
+                ));
+            }
+            if !tls && !self.allow_insecure_http {
+                return Err(format!(
+                    "{reachable}: set [server] tls = {{ cert = \"...\", key = \"...\" }}, \
+                     or allow_insecure_http = true if a proxy in front terminates TLS"
+                ));
+            }
+            if self.public_url.is_none() {
+                return Err(format!(
+                    "{reachable}: set [server] public_url to the https:// URL clients use \
+                     (tokens are issued for it)"
+                ));
+            }
         }
         if let Some(metrics) = self.metrics_listen
             && !metrics.ip().is_loopback()
+            && !tls
+            && !self.allow_insecure_http
         {
             return Err(format!(
-                "[server] metrics_listen = \"{metrics}\": only loopback addresses are allowed \
-                 until TLS is configured"
+                "[server] metrics_listen = \"{metrics}\" is reachable from other machines: \
+                 set [server] tls (it serves HTTPS too), or allow_insecure_http = true behind \
+                 a proxy that terminates TLS"
+            ));
+        }
+        if let Some(url) = &self.public_url
+            && tls
+            && url.scheme() == "http"
+        {
+            return Err(format!(
+                "[server] public_url = \"{url}\" is http:// but the listener speaks TLS: \
+                 use https://"
             ));
         }
         if !(1..=100_000).contains(&self.max_concurrent_requests) {
@@ -254,6 +316,11 @@ pub fn router(
                 )),
         );
     let max_in_flight = config.max_concurrent_requests;
+    let https = config.tls.is_some()
+        || config
+            .public_url
+            .as_ref()
+            .is_some_and(|url| url.scheme() == "https");
     let authorization_server = auth.authorization_server().cloned();
     let metadata = Router::new()
         .route(
@@ -323,6 +390,12 @@ pub fn router(
                 header::REFERRER_POLICY,
                 HeaderValue::from_static("no-referrer"),
             ))
+            .option_layer(https.then(|| {
+                SetResponseHeaderLayer::if_not_present(
+                    header::STRICT_TRANSPORT_SECURITY,
+                    HeaderValue::from_static("max-age=31536000"),
+                )
+            }))
             .layer(HandleErrorLayer::new(
                 move |_: tower::BoxError| async move { overloaded(max_in_flight) },
             ))

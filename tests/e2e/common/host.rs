@@ -69,7 +69,10 @@ impl Host {
         let addr = loop {
             match line_rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) => {
-                    if let Some(url) = line.strip_prefix("mcp-wasm-host listening on http://") {
+                    if let Some(url) = line
+                        .strip_prefix("mcp-wasm-host listening on http://")
+                        .or_else(|| line.strip_prefix("mcp-wasm-host listening on https://"))
+                    {
                         let addr = url.trim_end_matches("/mcp");
                         break addr.parse().expect("a socket address");
                     }
@@ -95,6 +98,11 @@ impl Host {
             stderr,
             _dir: dir,
         }
+    }
+
+    /// The host's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn mcp_url(&self) -> String {

@@ -1,10 +1,13 @@
-//! An https server on 127.0.0.1 whose CA the test makes (rcgen), serving JSON documents
-//! the test puts there (client metadata documents) and counting requests per path.
+//! Test certificates (a CA the test makes with rcgen, and leaf certificates for
+//! 127.0.0.1 it signs), and an https server on 127.0.0.1 serving JSON documents the test
+//! puts there (client metadata documents), counting requests per path.
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair,
+};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,6 +20,74 @@ struct Documents {
     hits: HashMap<String, usize>,
 }
 
+/// A certificate authority made for one test.
+pub struct TestCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+/// A leaf certificate for 127.0.0.1 signed by a [`TestCa`].
+pub struct Leaf {
+    /// The chain (leaf, then the CA), PEM.
+    pub chain_pem: String,
+    /// The leaf's private key, PEM (PKCS#8).
+    pub key_pem: String,
+    /// The leaf certificate, DER: what a client sees first in the handshake.
+    pub der: Vec<u8>,
+    chain_der: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key_der: Vec<u8>,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Names of their own: a leaf whose issuer reads like its subject looks
+        // self-signed to OpenSSL.
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "mcp-wasm-host test CA");
+        Self {
+            issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap(),
+        }
+    }
+
+    /// The CA certificate, PEM: what a client trusts.
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A new leaf for 127.0.0.1 with a key of its own.
+    pub fn leaf(&self) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "127.0.0.1");
+        let leaf = params.signed_by(&key, &self.issuer).unwrap();
+        Leaf {
+            chain_pem: format!("{}{}", leaf.pem(), self.issuer.pem()),
+            key_pem: key.serialize_pem(),
+            der: leaf.der().to_vec(),
+            chain_der: vec![leaf.der().clone(), self.issuer.der().clone()],
+            key_der: key.serialize_der(),
+        }
+    }
+
+    /// A rustls client config that trusts this CA only.
+    pub fn client_config(&self) -> rustls::ClientConfig {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.issuer.der().clone()).unwrap();
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+    }
+}
+
 /// The running server.
 pub struct TlsServer {
     pub addr: SocketAddr,
@@ -27,14 +98,8 @@ pub struct TlsServer {
 
 impl TlsServer {
     pub async fn start() -> Self {
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        let leaf_key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .unwrap()
-            .signed_by(&leaf_key, &ca)
-            .unwrap();
+        let ca = TestCa::new();
+        let leaf = ca.leaf();
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -42,8 +107,8 @@ impl TlsServer {
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(
-            vec![leaf.der().clone(), ca.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            leaf.chain_der,
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf.key_der.into()),
         )
         .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
