@@ -3,6 +3,7 @@
 //! [`admin`]).
 
 use crate::app::App;
+use crate::audit::AdminLog;
 use crate::auth::embedded::admin as auth_admin;
 use crate::config::Config;
 use crate::domain::Scope;
@@ -10,6 +11,7 @@ use crate::inspect;
 use crate::secrets::admin;
 use crate::secrets::sources::{KekSource, load_kek};
 use clap::{Parser, Subcommand};
+use serde_json::json;
 use std::path::PathBuf;
 
 /// The parsed command line.
@@ -204,11 +206,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Secrets { config, command } => {
-            let secrets = Config::load(&config)?.secrets;
+            let config = Config::load(&config)?;
+            let secrets = &config.secrets;
             match command {
-                SecretsCommand::Set { name } => admin::set(&secrets, &name, std::io::stdin())?,
-                SecretsCommand::List => admin::list(&secrets)?,
-                SecretsCommand::Rm { name } => admin::remove(&secrets, &name)?,
+                SecretsCommand::List => admin::list(secrets)?,
+                SecretsCommand::Set { name } => {
+                    let audit = AdminLog::open(&config.audit)?;
+                    admin::set(secrets, &name, std::io::stdin())?;
+                    audit.record("credential_set", json!({ "credential": name }))?;
+                }
+                SecretsCommand::Rm { name } => {
+                    let audit = AdminLog::open(&config.audit)?;
+                    admin::remove(secrets, &name)?;
+                    audit.record("credential_removed", json!({ "credential": name }))?;
+                }
                 SecretsCommand::RotateKek {
                     new_kek_env,
                     new_kek_file,
@@ -218,18 +229,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         (Some(var), None) => KekSource::Env(var),
                         (None, None) => anyhow::bail!("give --new-kek-env or --new-kek-file"),
                     };
-                    admin::rotate_kek(&secrets, &new)?;
+                    let audit = AdminLog::open(&config.audit)?;
+                    admin::rotate_kek(secrets, &new)?;
+                    audit.record("kek_rotated", json!({ "store": secrets.store }))?;
                 }
             }
         }
         Command::Users { config, command } => {
-            let embedded = Config::load(&config)?.auth.embedded;
+            let config = Config::load(&config)?;
+            let embedded = &config.auth.embedded;
             match command {
+                UsersCommand::List => auth_admin::list_users(embedded).await?,
                 UsersCommand::Add { name, scopes } => {
-                    auth_admin::add_user(&embedded, &name, &scopes, std::io::stdin()).await?;
+                    let audit = AdminLog::open(&config.audit)?;
+                    auth_admin::add_user(embedded, &name, &scopes, std::io::stdin()).await?;
+                    let scopes = scopes.iter().map(ToString::to_string).collect::<Vec<_>>();
+                    audit.record("user_added", json!({ "user": name, "scopes": scopes }))?;
                 }
-                UsersCommand::List => auth_admin::list_users(&embedded).await?,
-                UsersCommand::Rm { name } => auth_admin::remove_user(&embedded, &name).await?,
+                UsersCommand::Rm { name } => {
+                    let audit = AdminLog::open(&config.audit)?;
+                    auth_admin::remove_user(embedded, &name).await?;
+                    audit.record("user_removed", json!({ "user": name }))?;
+                }
             }
         }
         Command::Auth {
@@ -238,7 +259,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let config = Config::load(&config)?;
             let kek = load_kek(&config.secrets.kek_source())?;
-            auth_admin::rotate_key(&config.auth.embedded, &kek).await?;
+            let audit = AdminLog::open(&config.audit)?;
+            let kid = auth_admin::rotate_key(&config.auth.embedded, &kek).await?;
+            audit.record("signing_key_rotated", json!({ "kid": kid }))?;
         }
     }
     Ok(())

@@ -119,6 +119,30 @@ fn log_files(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Runs an administrative command with `config` and the KEK, `input` on stdin.
+fn admin(config: &Path, kek: &str, args: &[&str], input: &str) {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-wasm-host"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("MCP_HOST_KEK", kek)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A command that reads nothing may have exited already.
+    let _ = writeln!(child.stdin.take().unwrap(), "{input}");
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// `audit verify` on `files`: (success, stdout + stderr).
 fn verify(files: &[PathBuf]) -> (bool, String) {
     let mut args = vec!["audit".to_owned(), "verify".to_owned()];
@@ -416,7 +440,18 @@ async fn the_authorization_server_records_registrations_logins_and_consents() {
     let host = Host::start(&config, &[("MCP_HOST_KEK", &state.kek)]);
     // The first user, made with the setup code; a client registered; a consent.
     crate::oauth::token_for(&host, "dana").await;
-    // A wrong password.
+    // Administrative commands beside the running host append to the same chain.
+    let config_file = dir.path().join("host.toml");
+    std::fs::write(&config_file, &config).unwrap();
+    admin(
+        &config_file,
+        &state.kek,
+        &["users", "add", "erin", "--scope", "fix:read"],
+        "erin-password-12",
+    );
+    admin(&config_file, &state.kek, &["auth", "rotate-key"], "");
+    admin(&config_file, &state.kek, &["users", "rm", "erin"], "");
+    // A wrong password: the host writes after them.
     let base = format!("http://{}", host.addr);
     let client = OAuthClient::register(&base).await;
     let pkce = Pkce::new();
@@ -434,7 +469,11 @@ async fn the_authorization_server_records_registrations_logins_and_consents() {
         |event: &str| -> Vec<&Value> { records.iter().filter(|r| r["event"] == event).collect() };
     assert_eq!(of("client_registered").len(), 2, "{records:#?}");
     assert!(of("client_registered")[0]["client_id"].is_string());
-    let added = of("user_added");
+    // The first user, made on the login page (the commands' records come below).
+    let added: Vec<&Value> = of("user_added")
+        .into_iter()
+        .filter(|r| r["transport"] != "cli")
+        .collect();
     assert_eq!(added.len(), 1, "{records:#?}");
     assert_eq!(added[0]["subject"], "dana");
     let consents = of("consent");
@@ -446,9 +485,34 @@ async fn the_authorization_server_records_registrations_logins_and_consents() {
         .collect();
     assert_eq!(failed.len(), 1, "{records:#?}");
     assert_eq!(failed[0]["outcome"], "unauthenticated");
+    let by_cli: Vec<(&str, &Value)> = records
+        .iter()
+        .filter(|r| r["transport"] == "cli")
+        .map(|r| (r["event"].as_str().unwrap(), &r["detail"]))
+        .collect();
+    assert_eq!(by_cli.len(), 3, "{records:#?}");
+    assert_eq!(
+        by_cli[0],
+        (
+            "user_added",
+            &json!({"user": "erin", "scopes": ["fix:read"]})
+        )
+    );
+    assert_eq!(by_cli[1].0, "signing_key_rotated");
+    assert!(
+        by_cli[1].1["kid"]
+            .as_str()
+            .is_some_and(|kid| !kid.is_empty())
+    );
+    assert_eq!(by_cli[2], ("user_removed", &json!({"user": "erin"})));
+    assert!(
+        records.last().unwrap()["step"] == "login",
+        "the host wrote after the commands: {records:#?}"
+    );
     // No password in the log, right or wrong.
     let text = std::fs::read_to_string(&audit).unwrap();
     assert!(!text.contains("not-her-password") && !text.contains("a-long-test-password"));
+    assert!(!text.contains("erin-password-12"));
     let (ok, said) = verify(std::slice::from_ref(&audit));
     assert!(ok, "{said}");
 }

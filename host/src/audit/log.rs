@@ -2,6 +2,12 @@
 //! chain stands (the next record's number and the last record's hash), recovered from
 //! the files at start. A record cut off by a crash (a last line without its newline)
 //! is cut away, and a `recovered` record says so.
+//!
+//! More than one process may append: the serving host and the administrative commands
+//! (`users add`, `auth rotate-key`, ...) run beside it. Each append holds an exclusive
+//! lock on `PATH.lock` and first checks that the live file is still the one it last
+//! wrote to, at the size it left it; if another process appended or rotated meanwhile,
+//! it reads where the chain stands again, so the chain stays one chain.
 
 use super::record::{GENESIS, Record};
 use std::fs::{File, OpenOptions};
@@ -14,6 +20,8 @@ const TAIL_BYTES: u64 = 1024 * 1024;
 /// The live log file and the chain's position.
 pub struct Log {
     path: PathBuf,
+    /// `PATH.lock`, locked while the files are read or written.
+    lock: File,
     file: File,
     /// Bytes in the live file.
     size: u64,
@@ -34,11 +42,20 @@ impl Log {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
-        let mut options = OpenOptions::new();
-        options.read(true).append(true).create(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(path)?;
+        let lock = private_file(&lock_name(path))?;
+        lock.lock()?;
+        let opened = Self::open_locked(path, max_size, lock.try_clone()?);
+        lock.unlock()?;
+        opened
+    }
+
+    /// [`Log::open`], with `lock` held.
+    fn open_locked(
+        path: &Path,
+        max_size: u64,
+        lock: File,
+    ) -> std::io::Result<(Self, Option<Record>)> {
+        let mut file = private_file(path)?;
         let (last, torn) = last_line(&mut file)?;
         let mut recovered = None;
         if torn > 0 {
@@ -78,6 +95,7 @@ impl Log {
         };
         let log = Self {
             path: path.to_owned(),
+            lock,
             file,
             size,
             first_seq,
@@ -99,8 +117,39 @@ impl Log {
 
     /// Appends sealed lines, each batch with one write; the live file is rotated
     /// between lines so that it stays within its size (a single line larger than the
-    /// size gets a file of its own).
+    /// size gets a file of its own). Holds the lock throughout.
     pub fn append(&mut self, records: &[Box<Record>]) -> std::io::Result<()> {
+        self.lock.lock()?;
+        let appended = self.catch_up().and_then(|recovered| {
+            let recovered: Vec<Box<Record>> = recovered.into_iter().map(Box::new).collect();
+            self.append_locked(&recovered)?;
+            self.append_locked(records)
+        });
+        let unlocked = self.lock.unlock();
+        appended.and(unlocked)
+    }
+
+    /// If another process appended to or rotated the live file since we last wrote,
+    /// reads where the chain stands again (a record it left cut off is removed, and the
+    /// returned record says so).
+    fn catch_up(&mut self) -> std::io::Result<Option<Record>> {
+        let unchanged = match std::fs::metadata(&self.path) {
+            Ok(on_disk) => {
+                on_disk.len() == self.size && same_file(&on_disk, &self.file.metadata()?)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e),
+        };
+        if unchanged {
+            return Ok(None);
+        }
+        let lock = self.lock.try_clone()?;
+        let (fresh, recovered) = Self::open_locked(&self.path, self.max_size, lock)?;
+        *self = fresh;
+        Ok(recovered)
+    }
+
+    fn append_locked(&mut self, records: &[Box<Record>]) -> std::io::Result<()> {
         let mut pending = String::new();
         for record in records {
             let seq = self.next_seq;
@@ -141,11 +190,7 @@ impl Log {
         self.file.sync_all()?;
         let aside = rotated_name(&self.path, self.first_seq);
         std::fs::rename(&self.path, &aside)?;
-        let mut options = OpenOptions::new();
-        options.read(true).append(true).create(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        self.file = options.open(&self.path)?;
+        self.file = private_file(&self.path)?;
         if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             // The rename and the new file survive a crash.
             File::open(dir).and_then(|d| d.sync_all()).ok();
@@ -155,6 +200,35 @@ impl Log {
         tracing::info!(rotated = %aside.display(), "audit log rotated");
         Ok(())
     }
+}
+
+/// Opens (or creates, readable by its owner only) `path` for reading and appending.
+fn private_file(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// `PATH.lock`: the lock every process appending to `PATH` takes.
+fn lock_name(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Whether two metadata are of the same file.
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+/// Whether two metadata are of the same file (sizes are compared by the caller).
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
+    true
 }
 
 /// `PATH.<seq>`, zero-padded so the names sort in chain order.
@@ -293,6 +367,29 @@ mod tests {
         );
         assert_eq!((log.next_seq(), log.prev.clone()), (next, prev));
         assert_eq!(std::fs::read(&path).unwrap(), whole);
+    }
+
+    #[test]
+    fn two_writers_keep_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        // A small size: the writers also rotate under each other.
+        let (mut host, _) = Log::open(&path, 1200).unwrap();
+        let (mut admin, _) = Log::open(&path, 1200).unwrap();
+        for round in 0..8 {
+            write(&mut host, "tool_call");
+            if round % 2 == 0 {
+                write(&mut admin, "user_added");
+            }
+        }
+        write(&mut host, "stop");
+        let mut files = rotated(&path).unwrap();
+        assert!(files.len() > 1, "{files:?}");
+        files.push(path.clone());
+        let verified = crate::audit::verify::verify(&files).unwrap();
+        assert_eq!(verified.records, 13);
+        assert_eq!(verified.first_seq, Some(0));
+        assert_eq!(verified.last_seq, Some(12));
     }
 
     #[test]

@@ -129,6 +129,44 @@ pub enum AuditError {
     Unavailable(String),
 }
 
+/// The audit log of an administrative command run from a shell (`users add`, `auth
+/// rotate-key`, `secrets set`, ...), beside a host that may be serving: opened before
+/// the command changes anything (a log that cannot be written stops it first), written
+/// once the change is made. Appends share the chain with the host ([`log`]).
+pub struct AdminLog {
+    log: Option<log::Log>,
+}
+
+impl AdminLog {
+    /// Opens the configured log, if there is one.
+    pub fn open(config: &AuditConfig) -> Result<Self, AuditError> {
+        let Some(path) = &config.path else {
+            return Ok(Self { log: None });
+        };
+        let (log, _) =
+            log::Log::open(path, config.max_file_size.0).map_err(|source| AuditError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Self { log: Some(log) })
+    }
+
+    /// Writes `event` with `detail`, by the local operator, and waits for the disk.
+    pub fn record(self, event: &str, detail: serde_json::Value) -> Result<(), AuditError> {
+        let Some(mut log) = self.log else {
+            return Ok(());
+        };
+        let mut record = Record::now(event);
+        record.subject = Some("local".into());
+        record.transport = Some("cli".into());
+        record.outcome = Some("ok".into());
+        record.detail = Some(detail);
+        log.append(&[Box::new(record)])
+            .and_then(|()| log.sync())
+            .map_err(|e| AuditError::Unavailable(e.to_string()))
+    }
+}
+
 /// Where records go.
 pub struct Audit {
     inner: Option<Inner>,

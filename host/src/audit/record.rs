@@ -16,7 +16,10 @@ pub struct Record {
     /// When, RFC 3339 in UTC.
     pub time: String,
     /// What kind of event: `tool_call`, `request_refused`, `start`, `stop`,
-    /// `plugin_loaded`, `client_registered`, `user_added`, `recovered`.
+    /// `plugin_loaded`, `client_registered`, `user_added` (setup code), `consent`,
+    /// `recovered`;
+    /// from the administrative commands `user_added`, `user_removed`,
+    /// `signing_key_rotated`, `credential_set`, `credential_removed`, `kek_rotated`.
     pub event: String,
     /// The request id the client got in `x-request-id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,7 +33,7 @@ pub struct Record {
     /// The client's address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
-    /// `http` or `stdio`.
+    /// `http`, `stdio`, or `cli` for an administrative command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transport: Option<String>,
     /// The JSON-RPC method (or the HTTP path) of a refused request.

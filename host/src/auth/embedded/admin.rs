@@ -93,8 +93,8 @@ pub async fn remove_user(config: &EmbeddedConfig, name: &str) -> Result<(), Admi
 }
 
 /// `auth rotate-key`: a new signing key; the old ones stay published until the last
-/// token they signed has expired.
-pub async fn rotate_key(config: &EmbeddedConfig, kek: &Kek) -> Result<(), AdminError> {
+/// token they signed has expired. Returns the new key's id.
+pub async fn rotate_key(config: &EmbeddedConfig, kek: &Kek) -> Result<String, AdminError> {
     let store = Store::open_sqlite(&config.database).await?;
     let kid = KeyRing::rotate(&store, kek, now(), config.access_ttl()).await?;
     eprintln!(
@@ -102,5 +102,5 @@ pub async fn rotate_key(config: &EmbeddedConfig, kek: &Kek) -> Result<(), AdminE
          signs with the new key within a minute)",
         humantime::format_duration(config.access_ttl())
     );
-    Ok(())
+    Ok(kid)
 }
