@@ -725,3 +725,42 @@ async fn a_metadata_document_on_a_private_address_is_not_fetched() {
         "nothing was sent there"
     );
 }
+
+/// What `scripts/run.sh` does: a config given by a relative path whose database is
+/// `../data/...` from the config's folder.
+#[test]
+fn a_relative_config_path_opens_the_database_beside_it() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("conf")).unwrap();
+    std::fs::write(
+        dir.path().join("conf/host.toml"),
+        "[auth.embedded]\ndatabase = \"../data/auth.sqlite\"\n",
+    )
+    .unwrap();
+    let users = |args: &[&str], input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-wasm-host"))
+            .current_dir(dir.path())
+            .arg("users")
+            .args(args)
+            .args(["--config", "conf/host.toml"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = writeln!(child.stdin.take().unwrap(), "{input}");
+        let output = child.wait_with_output().unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "{args:?}: {said}");
+        said
+    };
+    users(&["add", "zed"], "zed-password-123");
+    assert!(dir.path().join("data/auth.sqlite").is_file());
+    assert!(users(&["list"], "").contains("zed"));
+}

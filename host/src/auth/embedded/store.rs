@@ -176,23 +176,24 @@ impl Store {
                 source: sqlx::Error::Io(source),
             });
         }
-        // An absolute path without `..`: in a URL, a relative `examples/../x` would make
-        // `examples` the host and leave `/x`.
-        let absolute = std::path::absolute(path).map_err(|source| StoreError::Database {
+        // The folder as the OS resolves it (absolute, no `..`, links followed): in a
+        // URL, a relative `examples/../x` would make `examples` the host and leave `/x`.
+        // Percent-encoded, so a `?`, `#` or `%` in a name stays part of the name.
+        let io = |source| StoreError::Database {
             path: shown.clone(),
             source: sqlx::Error::Io(source),
-        })?;
-        let mut normal = std::path::PathBuf::new();
-        for part in absolute.components() {
-            match part {
-                std::path::Component::ParentDir => {
-                    normal.pop();
-                }
-                std::path::Component::CurDir => {}
-                other => normal.push(other),
-            }
-        }
-        let url = format!("sqlite://{}?mode=rwc", normal.display());
+        };
+        let folder = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(folder) => folder,
+            None => std::path::Path::new("."),
+        };
+        let Some(name) = path.file_name() else {
+            return Err(io(std::io::Error::other("the path names no file")));
+        };
+        let absolute = std::fs::canonicalize(folder).map_err(io)?.join(name);
+        let file_url = url::Url::from_file_path(&absolute)
+            .map_err(|()| io(std::io::Error::other("the path cannot be made a URL")))?;
+        let url = format!("sqlite://{}?mode=rwc", file_url.path());
         Self::open_url(&url, shown).await
     }
 

@@ -174,3 +174,15 @@ async fn setup_codes_work_once() {
     assert!(store.use_setup_code("abc", 10).await.unwrap());
     assert!(!store.use_setup_code("abc", 10).await.unwrap());
 }
+
+#[tokio::test]
+async fn a_path_with_dot_dot_and_url_characters_opens_the_file_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    // What `examples/host.toml` gives: a folder, `..`, then the database; names with
+    // characters a URL would read as its query, fragment or an escape.
+    std::fs::create_dir(dir.path().join("examples")).unwrap();
+    let path = dir.path().join("examples/../da?ta #1%41/auth.sqlite");
+    Store::open_sqlite(&path).await.unwrap();
+    assert!(dir.path().join("da?ta #1%41/auth.sqlite").is_file());
+    assert!(!dir.path().join("examples/auth.sqlite").exists());
+}
