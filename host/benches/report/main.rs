@@ -1,0 +1,265 @@
+//! `cargo bench --bench report` (run by `scripts/bench.sh`): the end-to-end table.
+//!
+//! In one run, on loopback, bounded in time:
+//! - HTTP: the release host with everything on (tokens from its embedded authorization
+//!   server, rate limits set high, schema validation, audit log with `fsync =
+//!   "interval"`, then `"always"`) answering stateless 2026-07-28 `tools/call`s of the
+//!   echo tool from 1, 16, 64 and 256 concurrent clients of `oha`, a well-known load
+//!   generator run as its own process; and the same clients against the ceiling, a
+//!   bare axum server doing the same JSON-RPC work ([`ceiling`]). Each row gives calls/s,
+//!   p50 and p99, the ratio to the ceiling, and the host's RSS. The host's own metrics
+//!   must count every 200 as a successful call (a refused call answered 200 with
+//!   `isError` would otherwise pass for a fast one).
+//! - stdio: the host's `serve --stdio` and the bare stdio ceiling, driven by a raw
+//!   JSON-RPC client ([`stdio`]) with 1 and 8 requests in flight.
+//!
+//! Without `--bench` (as under `cargo test --benches`) every scenario runs a few calls
+//! with a built-in client and checks the answers: a smoke test, not a measurement.
+
+#[path = "../../../tests/e2e/common/mod.rs"]
+mod common;
+
+mod ceiling;
+mod oha;
+mod stdio;
+
+use common::oauth::{Login, OAuthClient, Pkce, setup_code};
+use common::{Host, plugin, toml_path};
+use std::time::Duration;
+
+/// How long each measured HTTP or stdio scenario runs.
+const MEASURE_FOR: Duration = Duration::from_secs(5);
+/// Concurrent HTTP clients per row.
+const CLIENTS: [usize; 4] = [1, 16, 64, 256];
+/// Requests in flight on stdio.
+const IN_FLIGHT: [usize; 2] = [1, 8];
+
+/// The body of a stateless `tools/call` of `echo`.
+pub const CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+
+/// The headers a 2026-07-28 client sends with [`CALL`].
+pub const CALL_HEADERS: [(&str, &str); 5] = [
+    ("content-type", "application/json"),
+    ("accept", "application/json, text/event-stream"),
+    ("mcp-protocol-version", "2026-07-28"),
+    ("mcp-method", "tools/call"),
+    ("mcp-name", "echo"),
+];
+
+fn main() {
+    match std::env::var("MCP_BENCH_ROLE").as_deref() {
+        Ok("ceiling-http") => return ceiling::http().expect("the ceiling serves"),
+        Ok("ceiling-stdio") => return ceiling::stdio().expect("the ceiling serves"),
+        _ => {}
+    }
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(report(measuring));
+}
+
+async fn report(measuring: bool) {
+    println!("{}", machine());
+    if !measuring {
+        println!("smoke run: a few calls per row, each answer checked; the figures mean nothing");
+    }
+    let oha = measuring.then(oha::Oha::find);
+    let load = |url: String, token: Option<String>, clients: usize| {
+        let oha = oha.clone();
+        async move {
+            match &oha {
+                Some(oha) => oha.run(&url, token.as_deref(), clients, MEASURE_FOR),
+                None => oha::smoke(&url, token.as_deref(), clients).await,
+            }
+        }
+    };
+
+    let ceiling = ceiling::Process::start_http();
+    let mut rows = Vec::new();
+    for clients in CLIENTS {
+        rows.push((clients, load(ceiling.url(), None, clients).await));
+    }
+    drop(ceiling);
+    println!("\nHTTP, stateless tools/call of echo, full pipeline (oha, {MEASURE_FOR:?} per row)");
+    println!(
+        "{:<34} {:>8} {:>11} {:>9} {:>9} {:>10} {:>9}",
+        "", "clients", "calls/s", "p50 us", "p99 us", "vs ceiling", "RSS MiB"
+    );
+    for (clients, figures) in &rows {
+        print_row(
+            "bare axum JSON-RPC echo (ceiling)",
+            *clients,
+            figures,
+            None,
+            None,
+        );
+    }
+    for fsync in ["interval", "always"] {
+        let bench = FullHost::start(fsync).await;
+        for (clients, ceiling_figures) in &rows {
+            let before = bench.ok_calls().await;
+            let figures = load(bench.host.mcp_url(), Some(bench.token.clone()), *clients).await;
+            let counted = bench.ok_calls().await - before;
+            assert_eq!(
+                counted, figures.ok,
+                "the host counted {counted} successful calls, the client {} answers 200",
+                figures.ok
+            );
+            print_row(
+                &format!("this host, audit fsync = {fsync}"),
+                *clients,
+                &figures,
+                Some(ceiling_figures),
+                rss_mib(bench.host.pid()),
+            );
+        }
+    }
+
+    println!("\nstdio, tools/call of echo (raw JSON-RPC client, {MEASURE_FOR:?} per row)");
+    println!(
+        "{:<34} {:>8} {:>11} {:>9} {:>9} {:>10}",
+        "", "in flight", "calls/s", "p50 us", "p99 us", "vs ceiling"
+    );
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("host.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[audit]\npath = {}\n[rate_limits]\nper_user_tool = \"1000000/s\"\n\
+             [plugins.echo]\npath = {}\nlimits = {{ max_concurrency = 64 }}\n",
+            toml_path(&config_dir.path().join("audit.jsonl")),
+            toml_path(&plugin("echo"))
+        ),
+    )
+    .unwrap();
+    let budget = if measuring {
+        stdio::Budget::time(MEASURE_FOR)
+    } else {
+        stdio::Budget::count(20)
+    };
+    for in_flight in IN_FLIGHT {
+        let ceiling = stdio::drive(stdio::ceiling_command(), in_flight, budget);
+        let host = stdio::drive(stdio::host_command(&config), in_flight, budget);
+        print_row(
+            "bare stdio JSON-RPC echo (ceiling)",
+            in_flight,
+            &ceiling,
+            None,
+            None,
+        );
+        print_row(
+            "this host, serve --stdio",
+            in_flight,
+            &host,
+            Some(&ceiling),
+            None,
+        );
+    }
+}
+
+/// One table row.
+fn print_row(
+    label: &str,
+    clients: usize,
+    figures: &oha::Figures,
+    ceiling: Option<&oha::Figures>,
+    rss: Option<f64>,
+) {
+    let ratio = ceiling.map_or(String::new(), |c| {
+        format!("{:.0}%", 100.0 * figures.calls_per_s / c.calls_per_s)
+    });
+    let rss = rss.map_or(String::new(), |r| format!("{r:.0}"));
+    println!(
+        "{label:<34} {clients:>8} {:>11.0} {:>9.0} {:>9.0} {ratio:>10} {rss:>9}",
+        figures.calls_per_s, figures.p50_us, figures.p99_us
+    );
+}
+
+/// Cores, load and kernel: the figures mean little without them.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "machine: {cores} cores, load average {} (1, 5, 15 min), Linux {}",
+        load.join(" "),
+        kernel.trim()
+    )
+}
+
+/// A process's resident memory in MiB (Linux).
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The release host with everything on, and a token from its embedded server.
+struct FullHost {
+    host: Host,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl FullHost {
+    async fn start(fsync: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[auth]\nmode = \"embedded\"\n\
+             [auth.embedded]\ndatabase = {}\n\
+             [audit]\npath = {}\nfsync = \"{fsync}\"\n\
+             [rate_limits]\nper_user = \"1000000/s\"\nper_tool = \"1000000/s\"\n\
+             per_user_tool = \"1000000/s\"\n\
+             [plugins.echo]\npath = {}\nlimits = {{ max_concurrency = 64 }}\n",
+            toml_path(&dir.path().join("auth.sqlite")),
+            toml_path(&dir.path().join("audit.jsonl")),
+            toml_path(&plugin("echo")),
+        );
+        let (_, kek, _) = common::run_host(&["keygen"]);
+        let host = Host::start(&config, &[("MCP_HOST_KEK", kek.trim())]);
+        let base = format!("http://{}", host.addr);
+        let client = OAuthClient::register(&base).await;
+        let pkce = Pkce::new();
+        let code = setup_code(&host.log()).expect("a fresh host prints a setup code");
+        let login = Login::Setup {
+            code: &code,
+            name: "bench",
+            password: "a-long-bench-password",
+        };
+        let code = client.authorize(&pkce, "", &login).await;
+        let (_, tokens) = client.exchange(&code, &pkce).await;
+        let token = tokens["access_token"].as_str().expect("a token").to_owned();
+        Self {
+            host,
+            token,
+            _dir: dir,
+        }
+    }
+
+    /// `mcp_tool_calls_total{outcome="ok"}` from the host's `/metrics`.
+    async fn ok_calls(&self) -> u64 {
+        let text = reqwest::get(format!("http://{}/metrics", self.host.addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|line| {
+                line.starts_with("mcp_tool_calls_total{") && line.contains("outcome=\"ok\"")
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+}
