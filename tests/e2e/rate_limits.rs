@@ -217,15 +217,24 @@ const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","param
 
 /// POSTs an initialize to `/mcp` with `authorization`: (status, `Retry-After`).
 async fn initialize(host: &Host, authorization: &str) -> (StatusCode, Option<String>) {
-    let response = reqwest::Client::new()
+    initialize_forwarded(host, authorization, None).await
+}
+
+/// [`initialize`] as a proxy would send it for the client `forwarded_for`.
+async fn initialize_forwarded(
+    host: &Host,
+    authorization: &str,
+    forwarded_for: Option<&str>,
+) -> (StatusCode, Option<String>) {
+    let mut request = reqwest::Client::new()
         .post(host.mcp_url())
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
-        .header("authorization", authorization)
-        .body(INITIALIZE)
-        .send()
-        .await
-        .unwrap();
+        .header("authorization", authorization);
+    if let Some(client) = forwarded_for {
+        request = request.header("x-forwarded-for", client);
+    }
+    let response = request.body(INITIALIZE).send().await.unwrap();
     let retry = response
         .headers()
         .get("retry-after")
@@ -257,6 +266,38 @@ async fn an_address_that_keeps_failing_authentication_gets_429() {
         log.lines().any(|l| l.contains("outcome=rate_limited")
             && l.contains("step=\"rate_limit\"")
             && l.contains("method=\"initialize\"")),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_client_address_has_its_own_budget() {
+    let idp = Idp::start().await;
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ntrusted_proxies = [\"127.0.0.1\"]\n{}\n{}\n\
+         [rate_limits.per_address]\nfailed_authentication = \"2/min\"\n",
+        idp.auth_section(),
+        plugin_section(),
+    );
+    let host = Host::start(&config, &[]);
+    let bad = "Bearer not-a-token";
+    for _ in 0..2 {
+        let (status, _) = initialize_forwarded(&host, bad, Some("203.0.113.1")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _) = initialize_forwarded(&host, bad, Some("203.0.113.1")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // Another client behind the same proxy, and the proxy itself, are not held up.
+    let (status, _) = initialize_forwarded(&host, bad, Some("203.0.113.2")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(initialize(&host, bad).await.0, StatusCode::UNAUTHORIZED);
+    // A made-up hop left of the proxy's entry changes nothing.
+    let (status, _) = initialize_forwarded(&host, bad, Some("198.51.100.1, 203.0.113.1")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let log = host.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("outcome=rate_limited") && l.contains("203.0.113.1")),
         "{log}"
     );
 }

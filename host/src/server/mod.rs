@@ -5,35 +5,37 @@
 //!
 //! 1. request id: a fresh `x-request-id` (any the client sent is replaced: ids in our
 //!    logs are ours), returned on the response;
-//! 2. `Authorization`, `Cookie` and `Set-Cookie` marked sensitive (never logged);
-//! 3. trace: a `request` span with method, path (never the query) and request id; the
+//! 2. the client's address: the connection's, or, from a `trusted_proxies` address,
+//!    the one its `X-Forwarded-For` names ([`proxy`]);
+//! 3. `Authorization`, `Cookie` and `Set-Cookie` marked sensitive (never logged);
+//! 4. trace: a `request` span with method, path (never the query) and request id; the
 //!    headers (sensitive ones redacted) and each response at debug level;
-//! 4. security headers on every response: `X-Content-Type-Options: nosniff`,
+//! 5. security headers on every response: `X-Content-Type-Options: nosniff`,
 //!    `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`, and
 //!    `Strict-Transport-Security` when clients reach us over HTTPS (`tls`, or an
 //!    https `public_url` behind a proxy);
-//! 5. load shedding: past `max_concurrent_requests` requests in flight, a request is
+//! 6. load shedding: past `max_concurrent_requests` requests in flight, a request is
 //!    answered 503 with `Retry-After` at once rather than queued without bound;
-//! 6. request timeout: a POST that takes longer than `request_timeout` (by default
+//! 7. request timeout: a POST that takes longer than `request_timeout` (by default
 //!    the longest plugin timeout plus 30 s) is answered 503;
-//! 7. body limit: a body is cut off past [`MAX_REQUEST_BODY_BYTES`], and the layer
+//! 8. body limit: a body is cut off past [`MAX_REQUEST_BODY_BYTES`], and the layer
 //!    that reads it answers 413 (on `/mcp`, the JSON-RPC peek). The body is read up to
 //!    the limit even when its `Content-Length` is larger, so the client is still
 //!    sending when the answer comes and reads a 413, not a reset connection.
 //!
 //! `/mcp` then passes:
 //!
-//! 8. the `Host` and `Origin` check ([`origin`]), answered 403; then CORS for the
+//! 9. the `Host` and `Origin` check ([`origin`]), answered 403; then CORS for the
 //!    configured `allowed_origins` only (preflights are answered here);
-//! 9. the JSON-RPC peek ([`jsonrpc`]): method and tool name, for the layers after it;
-//! 10. authentication ([`authn`]): the bearer token becomes the request's caller, or
+//! 10. the JSON-RPC peek ([`jsonrpc`]): method and tool name, for the layers after it;
+//! 11. authentication ([`authn`]): the bearer token becomes the request's caller, or
 //!     401 with a challenge (400 for a token in the query string); an address failing
 //!     more often than `[rate_limits.per_address] failed_authentication` gets 429
 //!     ([`limits`]);
-//! 11. authorization ([`authn`]): a `tools/call` whose token lacks the tool's scope is
+//! 12. authorization ([`authn`]): a `tools/call` whose token lacks the tool's scope is
 //!     answered 403 `insufficient_scope`;
-//! 12. malformed `tools/call` arguments answered as a tool error ([`jsonrpc`]);
-//! 13. rmcp's Streamable HTTP service, handing requests to [`McpHandler`].
+//! 13. malformed `tools/call` arguments answered as a tool error ([`jsonrpc`]);
+//! 14. rmcp's Streamable HTTP service, handing requests to [`McpHandler`].
 //!
 //! `/.well-known/oauth-protected-resource[/mcp]` serves the protected resource
 //! metadata; in embedded mode the authorization server's endpoints ([`oauth`]) are at
@@ -49,6 +51,7 @@ pub mod listener;
 pub mod metrics;
 pub mod oauth;
 pub mod origin;
+pub mod proxy;
 pub mod tls;
 
 use crate::auth::Auth;
@@ -120,6 +123,9 @@ pub struct ServerConfig {
     /// Allow plain HTTP off loopback: only behind a proxy that terminates TLS.
     #[serde(default)]
     pub allow_insecure_http: bool,
+    /// Proxies in front of the host whose `X-Forwarded-For` names the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<proxy::ProxyNet>,
 }
 
 /// Default for `max_concurrent_requests`: far above what the plugins' concurrency
@@ -166,6 +172,7 @@ impl Default for ServerConfig {
             metrics_listen: None,
             tls: None,
             allow_insecure_http: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -354,6 +361,10 @@ pub fn router(
                 },
             ))
             .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::new(proxy::TrustedProxies::new(&config.trusted_proxies)),
+                proxy::resolve_client,
+            ))
             .layer(SetSensitiveHeadersLayer::new([
                 header::AUTHORIZATION,
                 header::COOKIE,
