@@ -3,6 +3,7 @@
 //! host killed in the middle of a load keeps every call a client got an answer for;
 //! a log that cannot be written stops tool calls until it can.
 
+use crate::common::host::run_with_input;
 use crate::common::idp::Idp;
 use crate::common::{Host, plugin, run_host, start_refused, stateless_call, toml_path, toml_str};
 use reqwest::StatusCode;
@@ -121,26 +122,14 @@ fn log_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Runs an administrative command with `config` and the KEK, `input` on stdin.
 fn admin(config: &Path, kek: &str, args: &[&str], input: &str) {
-    use std::io::Write as _;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-wasm-host"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-wasm-host"));
+    command
         .args(args)
         .arg("--config")
         .arg(config)
-        .env("MCP_HOST_KEK", kek)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A command that reads nothing may have exited already.
-    let _ = writeln!(child.stdin.take().unwrap(), "{input}");
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .env("MCP_HOST_KEK", kek);
+    let (status, _, stderr) = run_with_input(command, &format!("{input}\n"));
+    assert!(status.success(), "{args:?}: {stderr}");
 }
 
 /// `audit verify` on `files`: (success, stdout + stderr).

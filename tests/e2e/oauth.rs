@@ -83,22 +83,10 @@ impl State {
         for scope in scopes {
             command.args(["--scope", scope]);
         }
-        let mut child = command
-            .arg("--config")
-            .arg(&config)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write as _;
-        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-        let output = child.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        command.arg("--config").arg(&config);
+        let (status, _, stderr) =
+            crate::common::host::run_with_input(command, &format!("{password}\n"));
+        assert!(status.success(), "{stderr}");
     }
 }
 
@@ -730,8 +718,6 @@ async fn a_metadata_document_on_a_private_address_is_not_fetched() {
 /// `../data/...` from the config's folder.
 #[test]
 fn a_relative_config_path_opens_the_database_beside_it() {
-    use std::io::Write as _;
-    use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("conf")).unwrap();
     std::fs::write(
@@ -740,25 +726,16 @@ fn a_relative_config_path_opens_the_database_beside_it() {
     )
     .unwrap();
     let users = |args: &[&str], input: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-wasm-host"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-wasm-host"));
+        command
             .current_dir(dir.path())
             .arg("users")
             .args(args)
-            .args(["--config", "conf/host.toml"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let _ = writeln!(child.stdin.take().unwrap(), "{input}");
-        let output = child.wait_with_output().unwrap();
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(output.status.success(), "{args:?}: {said}");
-        said
+            .args(["--config", "conf/host.toml"]);
+        let (status, stdout, stderr) =
+            crate::common::host::run_with_input(command, &format!("{input}\n"));
+        assert!(status.success(), "{args:?}: {stderr}");
+        format!("{stdout}{stderr}")
     };
     users(&["add", "zed"], "zed-password-123");
     assert!(dir.path().join("data/auth.sqlite").is_file());

@@ -244,6 +244,25 @@ pub fn run_host(args: &[&str]) -> (ExitStatus, String, String) {
     )
 }
 
+/// Runs `command` (the host binary with its arguments) with `input` on standard input;
+/// returns its status, stdout and stderr.
+pub fn run_with_input(mut command: Command, input: &str) -> (ExitStatus, String, String) {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the host binary runs");
+    // A command that reads nothing may have exited already.
+    let _ = std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes());
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// `config` as the host gets it: a config that does not say how to authenticate runs
 /// with authentication off, so tests about something else need no tokens. Tests about
 /// authentication write an `[auth]` section.

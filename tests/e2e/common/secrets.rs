@@ -53,31 +53,15 @@ impl Secrets {
 
     /// `mcp-wasm-host secrets ARGS --config ...`, with `stdin` as standard input.
     pub fn cli(&self, args: &[&str], stdin: &str) -> (ExitStatus, String, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-wasm-host"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-wasm-host"));
+        command
             .arg("secrets")
             .args(args)
             .arg("--config")
             .arg(self.config_path())
             .env_clear()
-            .envs(self.env())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the host binary runs");
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
-        (
-            output.status,
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+            .envs(self.env());
+        super::host::run_with_input(command, stdin)
     }
 
     /// Stores `value` as `name` through `secrets set`; `Err(stderr)` if refused.
