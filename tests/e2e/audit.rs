@@ -453,7 +453,16 @@ async fn the_authorization_server_records_registrations_logins_and_consents() {
         )
         .await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
-    let records = records(dir.path());
+    // With `fsync = "interval"` a record is queued when the answer goes out, and
+    // written a moment later.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let records = loop {
+        let records = records(dir.path());
+        if records.iter().any(|r| r["step"] == "login") || std::time::Instant::now() > deadline {
+            break records;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let of =
         |event: &str| -> Vec<&Value> { records.iter().filter(|r| r["event"] == event).collect() };
     assert_eq!(of("client_registered").len(), 2, "{records:#?}");
