@@ -7,6 +7,7 @@
 //! The resource URI (the audience tokens must carry) is `public_url` + `/mcp`, or the
 //! listener's own address when no `public_url` is set.
 
+pub mod cache;
 pub mod challenge;
 pub mod config;
 pub mod embedded;
@@ -49,7 +50,7 @@ pub enum AuthError {
     /// The embedded server needs the KEK to seal its signing keys.
     #[error(
         "[auth] mode = \"embedded\" keeps its signing key sealed under the KEK, which is \
-         not available: {0} (create one with `mcp-wasm-host keygen`, or set [auth] mode)"
+         not available: {0} (or set [auth] mode = \"external\" or \"off\")"
     )]
     Kek(KekError),
     /// The embedded server's database failed.

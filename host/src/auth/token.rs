@@ -2,8 +2,11 @@
 //! we accept (never `none`, never HMAC), the signature must verify against the issuer's
 //! key, `iss` must be the issuer, `aud` must name this resource (scheme and host
 //! compared case-insensitively), and `exp`/`nbf` must hold within the leeway. What the
-//! token says about its holder becomes the caller's [`TokenClaims`].
+//! token says about its holder becomes the caller's [`TokenClaims`]. An accepted token
+//! is remembered for a short while ([`TokenCache`]) so the next request with it skips
+//! the signature check.
 
+use super::cache::TokenCache;
 use super::keys::{ACCEPTED_ALGORITHMS, KeyError, KeySet};
 use crate::domain::Scope;
 use crate::pipeline::context::TokenClaims;
@@ -11,7 +14,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use thiserror::Error;
 
 /// Longest token we look at: real access tokens are a few KiB.
@@ -53,6 +56,9 @@ pub enum TokenError {
 /// The claims we read.
 #[derive(Deserialize)]
 struct Claims {
+    /// Seconds since the epoch (some issuers write a fraction); jsonwebtoken checks it
+    /// is there and not past.
+    exp: Option<f64>,
     sub: Option<String>,
     aud: Option<Audience>,
     /// Space-separated scopes (RFC 8693 / OAuth).
@@ -84,6 +90,7 @@ pub struct Verifier {
     audience: String,
     leeway: Duration,
     keys: KeySet,
+    verified: TokenCache,
 }
 
 impl Verifier {
@@ -94,6 +101,7 @@ impl Verifier {
             audience: canonical(audience),
             leeway,
             keys,
+            verified: TokenCache::default(),
         }
     }
 
@@ -102,8 +110,21 @@ impl Verifier {
         &self.audience
     }
 
-    /// Verifies `token` and returns what it says about its holder.
+    /// Verifies `token` (or finds it verified moments ago) and returns what it says
+    /// about its holder.
     pub async fn verify(&self, token: &str) -> Result<TokenClaims, TokenError> {
+        let now = SystemTime::now();
+        if let Some(claims) = self.verified.get(token, now) {
+            return Ok(claims);
+        }
+        let (claims, exp) = self.check(token).await?;
+        self.verified.insert(token, &claims, exp, now);
+        Ok(claims)
+    }
+
+    /// Verifies `token` from scratch (signature, claims), without the cache: what
+    /// [`Verifier::verify`] does on a miss. Returns the claims and the token's `exp`.
+    pub async fn check(&self, token: &str) -> Result<(TokenClaims, u64), TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Malformed);
         }
@@ -162,7 +183,7 @@ impl Verifier {
             (None, Some(Scopes::Many(many))) => many,
             (None, None) => Vec::new(),
         };
-        Ok(TokenClaims {
+        let holder = TokenClaims {
             subject: subject.chars().take(256).collect(),
             client_id: claims
                 .client_id
@@ -172,7 +193,10 @@ impl Verifier {
                 .into_iter()
                 .filter_map(|s| Scope::try_from(s).ok())
                 .collect(),
-        })
+        };
+        let exp = claims.exp.ok_or_else(|| TokenError::Claims("exp".into()))?;
+        // Saturating: a negative or absurd `exp` is never cached past now.
+        Ok((holder, exp as u64))
     }
 }
 
