@@ -10,6 +10,7 @@ use crate::mcp::McpHandler;
 use crate::pipeline::Pipeline;
 use crate::ratelimit::{AddressLimits, ToolLimiter};
 use crate::registry::{LoadError, Registry};
+use crate::sandbox::artifacts::ArtifactCache;
 use crate::sandbox::{Sandbox, SandboxError, pool};
 use crate::secrets::sources::{self, CredentialSetupError, load_kek};
 use crate::server::tls::{Tls, TlsError};
@@ -87,7 +88,14 @@ impl App {
         let pool = config.pool_size();
         pool::raise_fd_limit(&pool);
         let credentials = sources::from_config(&config.secrets, &config.granted_credentials())?;
-        let sandbox = Arc::new(Sandbox::new(credentials, pool)?);
+        let mut sandbox = Sandbox::new(credentials, pool)?;
+        if let Some(dir) = config.cache.folder() {
+            match ArtifactCache::open(&dir, sandbox.engine()) {
+                Ok(cache) => sandbox.use_cache(cache),
+                Err(error) => tracing::warn!(%error, "compiled plugins are not cached"),
+            }
+        }
+        let sandbox = Arc::new(sandbox);
         let registry = Registry::load(&config.plugins, &sandbox).await?;
         config
             .rate_limits
@@ -232,7 +240,7 @@ impl App {
         use rmcp::ServiceExt;
         let handler = McpHandler::new(self.pipeline);
         let service = handler
-            .serve(rmcp::transport::stdio())
+            .serve(crate::mcp::stdio::streams())
             .await
             .map_err(|e| AppError::Serve(e.to_string()))?;
         tracing::info!("serving MCP on stdio");

@@ -12,6 +12,7 @@ use crate::auth::config::AuthConfig;
 use crate::domain::{CredentialName, PluginName};
 use crate::ratelimit::RateLimitConfig;
 use crate::registry::PluginConfig;
+use crate::sandbox::artifacts::CacheConfig;
 use crate::sandbox::pool::PoolSize;
 use crate::secrets::sources::SecretsConfig;
 use crate::server::ServerConfig;
@@ -78,6 +79,9 @@ pub struct Config {
     /// `[secrets]`: where credential values come from.
     #[serde(default)]
     pub secrets: SecretsConfig,
+    /// `[cache]`: where compiled plugins are kept between starts.
+    #[serde(default)]
+    pub cache: CacheConfig,
     /// `[plugins.NAME]` tables, in name order (load order is deterministic).
     #[serde(default)]
     pub plugins: BTreeMap<PluginName, PluginConfig>,
@@ -177,6 +181,7 @@ impl Config {
             .check(&plugins)
             .map_err(Problem::Invalid)?;
         config.audit.resolve(base).map_err(Problem::Invalid)?;
+        config.cache.resolve(base);
         config.secrets.resolve(base).map_err(Problem::Invalid)?;
         config.auth.resolve(base).map_err(Problem::Invalid)?;
         Ok(config)
