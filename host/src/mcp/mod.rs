@@ -2,10 +2,11 @@
 //! plugins' tools, the same over Streamable HTTP and stdio. Each request's
 //! [`CallContext`](crate::pipeline::context::CallContext) is built from what rmcp hands
 //! over ([`context`]); `tools/call` goes to the [`Pipeline`] and its answer comes back
-//! through [`result`].
+//! through [`result`]. Over stdio, [`stdio`] provides the byte streams.
 
 pub mod context;
 pub mod result;
+pub mod stdio;
 
 use crate::pipeline::{Pipeline, ToolCall};
 use rmcp::model::{

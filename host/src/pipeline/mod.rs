@@ -309,9 +309,9 @@ impl Pipeline {
         Ok(output::check(&tool, answer)?)
     }
 
-    /// Runs the plugin as a task of its own: a panic anywhere in it ends that call
-    /// only, and the call's slot is held until the task ends even if the client
-    /// leaves.
+    /// Runs the plugin on the caller's task (no hand-off to another thread): a panic
+    /// anywhere in it ends that call only, and if the caller goes away the instance is
+    /// dropped, which stops the plugin and frees its slot.
     async fn invoke(
         &self,
         ctx: &CallContext,
@@ -321,25 +321,30 @@ impl Pipeline {
         admitted: admission::Admitted,
         trace: &mut Trace,
     ) -> Result<crate::sandbox::bindings::exports::mcp::tools::tools::CallResult, CallError> {
-        let task = {
-            let (sandbox, tool, name) = (self.sandbox.clone(), tool.clone(), name.to_owned());
-            let arguments = arguments.to_string();
-            // Everything the sandbox logs for this call (refusals, what the plugin
-            // printed) carries its call id.
-            let span = tracing::info_span!("call", call_id = %ctx.request_id);
-            tokio::spawn(
-                async move {
-                    let invocation = sandbox
-                        .call_tool(&tool.plugin.prepared, &name, &arguments)
-                        .await;
-                    admitted.finish(invocation.outcome.is_err());
-                    invocation
-                }
-                .instrument(span),
-            )
-        };
+        use futures::FutureExt as _;
+        let arguments = arguments.to_string();
+        // Everything the sandbox logs for this call (refusals, what the plugin printed)
+        // carries its call id.
+        let span = tracing::info_span!("call", call_id = %ctx.request_id);
+        let task = std::panic::AssertUnwindSafe(
+            async {
+                let invocation = self
+                    .sandbox
+                    .call_tool(&tool.plugin.prepared, name, &arguments)
+                    .await;
+                admitted.finish(invocation.outcome.is_err());
+                invocation
+            }
+            .instrument(span),
+        )
+        .catch_unwind();
         let plugin = &tool.plugin.name;
-        let invocation = task.await.map_err(|error| {
+        let invocation = task.await.map_err(|panic| {
+            let error = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
             tracing::error!(call_id = %ctx.request_id, %plugin, tool = name, %error, "tool call panicked in the host");
             CallError::Panicked {
                 tool: name.to_owned(),
