@@ -98,8 +98,9 @@ impl Record {
 
 /// SHA-256 (hex) of the canonical form of `fields`.
 pub fn digest(fields: &Map<String, Value>) -> String {
-    let canonical = canonical(&Value::Object(fields.clone()));
-    hex::encode(Sha256::digest(canonical.as_bytes()))
+    let mut out = Vec::with_capacity(512);
+    write_object(fields, &mut out);
+    hex::encode(Sha256::digest(&out))
 }
 
 /// SHA-256 (hex) of the canonical form of `value`.
@@ -110,39 +111,46 @@ pub fn digest_value(value: &Value) -> String {
 /// JSON with object keys sorted at every level and no insignificant whitespace: the
 /// same value always gives the same bytes.
 pub fn canonical(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::with_capacity(512);
     write_canonical(value, &mut out);
-    out
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[key], out);
-            }
-            out.push('}');
-        }
+        Value::Object(map) => write_object(map, out),
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => write_json(scalar, out),
     }
+}
+
+fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    out.push(b'{');
+    for (i, (key, value)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json(key, out);
+        out.push(b':');
+        write_canonical(value, out);
+    }
+    out.push(b'}');
+}
+
+/// A string or scalar as serde_json writes it (escaped, compact).
+fn write_json(value: &(impl serde::Serialize + ?Sized), out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, value).expect("writing JSON to memory cannot fail");
 }
 
 /// How tool arguments are recorded.
