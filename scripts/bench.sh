@@ -13,5 +13,5 @@ if ! command -v oha >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/oha" ]; then
 fi
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $(uname -sr)"
-cargo bench --bench sandbox
+cargo bench --bench micro
 cargo bench --bench report

@@ -11,7 +11,10 @@
 //!   must count every 200 as a successful call (a refused call answered 200 with
 //!   `isError` would otherwise pass for a fast one).
 //! - stdio: the host's `serve --stdio` and the bare stdio ceiling, driven by a raw
-//!   JSON-RPC client ([`stdio`]) with 1 and 8 requests in flight.
+//!   JSON-RPC client ([`stdio`]) with 1 and 8 requests in flight (audit log with
+//!   `fsync = "interval"`).
+//! - start-up: from starting the host to `/healthz` answering with 10 plugins, with an
+//!   empty compiled-plugin cache and with a filled one ([`startup`]).
 //!
 //! Without `--bench` (as under `cargo test --benches`) every scenario runs a few calls
 //! with a built-in client and checks the answers: a smoke test, not a measurement.
@@ -21,6 +24,7 @@ mod common;
 
 mod ceiling;
 mod oha;
+mod startup;
 mod stdio;
 
 use common::oauth::{Login, OAuthClient, Pkce, setup_code};
@@ -31,6 +35,8 @@ use std::time::Duration;
 const MEASURE_FOR: Duration = Duration::from_secs(5);
 /// Concurrent HTTP clients per row.
 const CLIENTS: [usize; 4] = [1, 16, 64, 256];
+/// Plugins loaded in the start-up rows.
+const STARTUP_PLUGINS: usize = 10;
 /// Requests in flight on stdio.
 const IN_FLIGHT: [usize; 2] = [1, 8];
 
@@ -103,8 +109,10 @@ async fn report(measuring: bool) {
             let before = bench.ok_calls().await;
             let figures = load(bench.host.mcp_url(), Some(bench.token.clone()), *clients).await;
             let counted = bench.ok_calls().await - before;
-            assert_eq!(
-                counted, figures.ok,
+            // oha drops the calls still in flight at its deadline: the host may have
+            // answered up to one per client more than oha counted, never fewer.
+            assert!(
+                (figures.ok..=figures.ok + *clients as u64).contains(&counted),
                 "the host counted {counted} successful calls, the client {} answers 200",
                 figures.ok
             );
@@ -128,7 +136,7 @@ async fn report(measuring: bool) {
     std::fs::write(
         &config,
         format!(
-            "[audit]\npath = {}\n[rate_limits]\nper_user_tool = \"1000000/s\"\n\
+            "[audit]\npath = {}\nfsync = \"interval\"\n[rate_limits]\nper_user_tool = \"1000000/s\"\n\
              [plugins.echo]\npath = {}\nlimits = {{ max_concurrency = 64 }}\n",
             toml_path(&config_dir.path().join("audit.jsonl")),
             toml_path(&plugin("echo"))
@@ -158,6 +166,23 @@ async fn report(measuring: bool) {
             None,
         );
     }
+
+    let plugins = if measuring { STARTUP_PLUGINS } else { 2 };
+    let startup = startup::measure(plugins);
+    println!(
+        "\nstart-up until /healthz answers, {} plugins (distinct builds of the fixture plugin)",
+        startup.plugins
+    );
+    println!(
+        "{:<34} {:>8.0} ms",
+        "cold (empty compile cache)",
+        startup.cold.as_secs_f64() * 1e3
+    );
+    println!(
+        "{:<34} {:>8.0} ms",
+        "warm (cache filled by the cold start)",
+        startup.warm.as_secs_f64() * 1e3
+    );
 }
 
 /// One table row.
@@ -227,7 +252,12 @@ impl FullHost {
             toml_path(&plugin("echo")),
         );
         let (_, kek, _) = common::run_host(&["keygen"]);
-        let host = Host::start(&config, &[("MCP_HOST_KEK", kek.trim())]);
+        // The host's own default log filter, as an operator runs it (the tests' helper
+        // turns every library's info lines on).
+        let host = Host::start(
+            &config,
+            &[("MCP_HOST_KEK", kek.trim()), ("RUST_LOG", "info,rmcp=warn")],
+        );
         let base = format!("http://{}", host.addr);
         let client = OAuthClient::register(&base).await;
         let pkce = Pkce::new();

@@ -40,7 +40,8 @@ pub fn host_command(config: &Path) -> Command {
     command
         .args(["serve", "--stdio", "--config"])
         .arg(config)
-        .env("RUST_LOG", "warn");
+        // The host's default log filter, as an operator runs it.
+        .env_remove("RUST_LOG");
     command
 }
 
