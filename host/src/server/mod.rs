@@ -197,7 +197,9 @@ impl ServerConfig {
         let listen = self.listen;
         let tls = self.tls.is_some();
         if tls && self.allow_insecure_http {
-            return Err("[server] allow_insecure_http = true and tls are both set:                  allow_insecure_http is for plain HTTP behind a proxy that terminates TLS;                  remove one"
+            return Err("[server] allow_insecure_http = true and tls are both set: \
+                 allow_insecure_http is for plain HTTP behind a proxy that terminates TLS; \
+                 remove one"
                 .into());
         }
         if !listen.ip().is_loopback() {
