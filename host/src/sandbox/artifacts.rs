@@ -344,6 +344,18 @@ mod tests {
     }
 
     #[test]
+    fn a_folder_that_cannot_be_made_is_named_in_the_error() {
+        let (engine, dir) = (engine(), private_dir());
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "not a folder").unwrap();
+        let error = ArtifactCache::open(&file.join("cache"), &engine)
+            .err()
+            .unwrap();
+        assert!(matches!(error, CacheError::Io { .. }), "{error}");
+        assert!(error.to_string().contains("a-file/cache"), "{error}");
+    }
+
+    #[test]
     fn the_configured_folder_is_used_resolved_and_can_be_turned_off() {
         let config = CacheConfig {
             enabled: false,
