@@ -187,6 +187,9 @@ pub struct RegisteredTool {
     pub output: Option<CompiledSchema>,
     /// The scope a token needs to call it (`None`: any valid token).
     pub scope: Option<Scope>,
+    /// Its input schema marks arguments that clients mirror in `Mcp-Param-*` headers
+    /// (SEP-2243 `x-mcp-header`), which the server checks against the body.
+    pub mirrors_params_in_headers: bool,
 }
 
 /// Every tool of every loaded plugin, by name.
@@ -290,6 +293,7 @@ impl Registry {
         if let Some(output) = &output {
             descriptor = descriptor.with_raw_output_schema(Arc::new(output.json.clone()));
         }
+        let mirrors_params_in_headers = annotates_header(&input.json);
         self.order.push(tool.name.clone());
         self.tools.insert(
             tool.name,
@@ -299,6 +303,7 @@ impl Registry {
                 input,
                 output,
                 scope,
+                mirrors_params_in_headers,
             }),
         );
         Ok(())
@@ -399,5 +404,49 @@ fn check_tool_name(name: &str) -> Result<(), String> {
         Err(format!(
             "name must be 1-{MAX_TOOL_NAME_CHARS} characters of A-Z, a-z, 0-9, `_`, `-` and `.`"
         ))
+    }
+}
+
+/// Whether a schema has an `x-mcp-header` on a property reached from its root through
+/// `properties` alone (where SEP-2243 looks for them).
+fn annotates_header(schema: &serde_json::Map<String, serde_json::Value>) -> bool {
+    let Some(serde_json::Value::Object(properties)) = schema.get("properties") else {
+        return false;
+    };
+    properties.values().any(|property| {
+        property.as_object().is_some_and(|property| {
+            property.contains_key("x-mcp-header") || annotates_header(property)
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::annotates_header;
+
+    fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn header_annotations_are_found_along_properties() {
+        let plain = object(serde_json::json!({
+            "type": "object",
+            "properties": {"text": {"type": "string"}},
+            "$defs": {"x": {"x-mcp-header": "Elsewhere"}}
+        }));
+        assert!(!annotates_header(&plain));
+        let top = object(serde_json::json!({
+            "type": "object",
+            "properties": {"region": {"type": "string", "x-mcp-header": "Region"}}
+        }));
+        assert!(annotates_header(&top));
+        let nested = object(serde_json::json!({
+            "type": "object",
+            "properties": {"where": {"type": "object", "properties": {
+                "zone": {"type": "string", "x-mcp-header": "Zone"}
+            }}}
+        }));
+        assert!(annotates_header(&nested));
     }
 }

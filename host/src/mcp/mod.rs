@@ -2,15 +2,19 @@
 //! plugins' tools, the same over Streamable HTTP and stdio. Each request's
 //! [`CallContext`](crate::pipeline::context::CallContext) is built from what rmcp hands
 //! over ([`context`]); `tools/call` goes to the [`Pipeline`] and its answer comes back
-//! through [`result`]. Over stdio, [`stdio`] provides the byte streams.
+//! through [`result`]. Over stdio, [`stdio`] provides the byte streams. Over HTTP,
+//! [`direct`] answers the common request (a stateless `tools/call`) without building
+//! an rmcp service for it.
 
 pub mod context;
+pub mod direct;
 pub mod result;
 pub mod stdio;
 
+use crate::pipeline::context::CallContext;
 use crate::pipeline::{Pipeline, ToolCall};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult,
     PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
@@ -67,10 +71,26 @@ impl ServerHandler for McpHandler {
         request: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let ctx = context::call_context(&request);
+        self.call(&ctx, params).await.map(Into::into)
+    }
+}
+
+impl McpHandler {
+    /// A `tools/call` in `ctx`, through the pipeline, answered in MCP's terms.
+    pub async fn call(
+        &self,
+        ctx: &CallContext,
+        params: CallToolRequestParams,
+    ) -> Result<CallToolResult, McpError> {
         let call = ToolCall {
             tool: params.name.into_owned(),
             arguments: params.arguments,
         };
-        result::to_mcp(self.pipeline.call(&ctx, call).await).map(Into::into)
+        result::to_mcp(self.pipeline.call(ctx, call).await)
+    }
+
+    /// The pipeline calls go through.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
     }
 }

@@ -213,6 +213,15 @@ impl Pipeline {
             .map(|tool| tool.descriptor.clone())
     }
 
+    /// Whether the tool `name` marks arguments that clients mirror in `Mcp-Param-*`
+    /// headers (`None`: no such tool).
+    pub fn mirrors_params_in_headers(&self, name: &str) -> Option<bool> {
+        self.registry
+            .load()
+            .tool(name)
+            .map(|tool| tool.mirrors_params_in_headers)
+    }
+
     /// One tool call, step by step, and its record. Tool failures come back as
     /// [`CallError`]s the MCP layer turns into `isError` results the model can read;
     /// only a tool that does not exist is a protocol error.

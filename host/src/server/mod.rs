@@ -35,7 +35,9 @@
 //! 12. authorization ([`authn`]): a `tools/call` whose token lacks the tool's scope is
 //!     answered 403 `insufficient_scope`;
 //! 13. malformed `tools/call` arguments answered as a tool error ([`jsonrpc`]);
-//! 14. rmcp's Streamable HTTP service, handing requests to [`McpHandler`].
+//! 14. the direct path: a stateless (2026-07-28) `tools/call` it can vouch for is
+//!     answered here ([`crate::mcp::direct`]);
+//! 15. rmcp's Streamable HTTP service, handing requests to [`McpHandler`].
 //!
 //! `/.well-known/oauth-protected-resource[/mcp]` serves the protected resource
 //! metadata; in embedded mode the authorization server's endpoints ([`oauth`]) are at
@@ -302,8 +304,9 @@ pub fn router(
         pipeline: pipeline.clone(),
         limits,
     });
+    let handler = McpHandler::new(pipeline);
     let mcp = Router::new()
-        .fallback_service(mcp_service(pipeline, shutdown))
+        .fallback_service(mcp_service(handler.clone(), shutdown))
         .layer(
             ServiceBuilder::new()
                 .layer(axum::middleware::from_fn_with_state(
@@ -322,6 +325,10 @@ pub fn router(
                 ))
                 .layer(axum::middleware::from_fn(
                     jsonrpc::answer_malformed_arguments,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    handler,
+                    crate::mcp::direct::serve,
                 )),
         );
     let max_in_flight = config.max_concurrent_requests;
@@ -479,7 +486,7 @@ async fn time_limit(State(limit): State<Duration>, request: Request<Body>, next:
 /// call streams), sessions (2025-11-25) and stateless requests (2026-07-28). Its own
 /// Host/Origin check and body limit are off: the layers above do both, once.
 fn mcp_service(
-    pipeline: Arc<Pipeline>,
+    handler: McpHandler,
     shutdown: CancellationToken,
 ) -> StreamableHttpService<McpHandler, LocalSessionManager> {
     let transport = StreamableHttpServerConfig::default()
@@ -488,7 +495,6 @@ fn mcp_service(
         .disable_allowed_origins()
         .with_max_request_body_bytes(usize::MAX)
         .with_cancellation_token(shutdown);
-    let handler = McpHandler::new(pipeline);
     StreamableHttpService::new(
         move || Ok(handler.clone()),
         Arc::new(LocalSessionManager::default()),

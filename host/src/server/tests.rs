@@ -228,3 +228,367 @@ async fn credentials_in_headers_never_reach_the_log() {
     // ...but no credential.
     assert!(!log.contains("SECRET"), "{log}");
 }
+
+/// A pipeline with real plugins: echo, and the fixture offering `fixture` (any object)
+/// and `routed` (its `region` mirrored in an `Mcp-Param-Region` header).
+async fn plugin_pipeline() -> Arc<Pipeline> {
+    let tools = serde_json::json!([
+        {"name": "fixture", "input_schema": {"type": "object"}},
+        {"name": "routed", "input_schema": {"type": "object", "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"}
+        }}}
+    ])
+    .to_string();
+    let config = format!(
+        "[echo]\npath = {:?}\n[fixture]\npath = {:?}\nenv = {{ FIXTURE_TOOLS = {:?} }}\n",
+        test_artifacts::plugin("echo"),
+        test_artifacts::plugin("fixture"),
+        tools,
+    );
+    let plugins: std::collections::BTreeMap<_, crate::registry::PluginConfig> =
+        toml::from_str(&config).unwrap();
+    let registry = Registry::load(&plugins, &sandbox()).await.unwrap();
+    Arc::new(Pipeline::new(
+        registry,
+        sandbox(),
+        Arc::new(crate::ratelimit::ToolLimiter::unlimited()),
+        Arc::new(crate::audit::Audit::off()),
+    ))
+}
+
+/// A stateless 2026-07-28 `tools/call` as a client sends it, its headers derived
+/// from the body; `changes` then sets headers (an empty value removes one).
+fn stateless_call(body: &serde_json::Value, changes: &[(&str, &str)]) -> Request<Body> {
+    let mut headers = axum::http::HeaderMap::new();
+    let mut set = |name: &'static str, value: &str| {
+        headers.insert(name, HeaderValue::from_str(value).unwrap());
+    };
+    set("host", "localhost");
+    set("content-type", "application/json");
+    set("accept", "application/json, text/event-stream");
+    set("mcp-protocol-version", "2026-07-28");
+    set(
+        "mcp-method",
+        body["method"].as_str().unwrap_or("tools/call"),
+    );
+    set("mcp-name", body["params"]["name"].as_str().unwrap_or(""));
+    for (name, value) in changes {
+        let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
+        headers.remove(&name);
+        if !value.is_empty() {
+            for value in value.split('\n') {
+                headers.append(name.clone(), HeaderValue::from_str(value).unwrap());
+            }
+        }
+    }
+    let mut request = Request::post("/mcp")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    *request.headers_mut() = headers;
+    request
+}
+
+/// A `tools/call` body with the `_meta` 2026-07-28 asks for, `meta` merged into it.
+fn call_body(
+    id: serde_json::Value,
+    tool: &str,
+    arguments: Option<serde_json::Value>,
+    meta: serde_json::Value,
+) -> serde_json::Value {
+    let mut full = serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "differential", "version": "1"},
+    });
+    for (key, value) in meta.as_object().unwrap() {
+        if value.is_null() {
+            full.as_object_mut().unwrap().remove(key);
+        } else {
+            full[key] = value.clone();
+        }
+    }
+    let mut params = serde_json::json!({"name": tool, "_meta": full});
+    if let Some(arguments) = arguments {
+        params["arguments"] = arguments;
+    }
+    serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params})
+}
+
+async fn answer_of(service: Router, request: Request<Body>) -> (StatusCode, String, String) {
+    let response = service.oneshot(request).await.unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        content_type,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+/// The direct path answers exactly what rmcp answers for every request it takes, and
+/// passes every other request on untouched: behind it here is a fallback that says
+/// it was reached, beside it rmcp alone.
+#[tokio::test]
+async fn the_direct_path_answers_as_rmcp_does_and_passes_on_the_rest() {
+    use serde_json::{Value, json};
+    let handler = McpHandler::new(plugin_pipeline().await);
+    let rmcp_only =
+        Router::new().fallback_service(mcp_service(handler.clone(), CancellationToken::new()));
+    let direct_only = Router::new()
+        .fallback(|| async { (StatusCode::IM_A_TEAPOT, "passed on") })
+        .layer(axum::middleware::from_fn_with_state(
+            handler,
+            crate::mcp::direct::serve,
+        ));
+    let none = json!({});
+    let served: Vec<(&str, Request<Body>, Request<Body>)> = {
+        let cases: Vec<(&str, Value, Vec<(&str, &str)>)> = vec![
+            (
+                "echo",
+                call_body(
+                    json!(1),
+                    "echo",
+                    Some(json!({"message": "hi"})),
+                    none.clone(),
+                ),
+                vec![],
+            ),
+            (
+                "string id, long text",
+                call_body(
+                    json!("abc"),
+                    "echo",
+                    Some(json!({"message": "x".repeat(5000)})),
+                    none.clone(),
+                ),
+                vec![],
+            ),
+            (
+                "arguments the schema refuses",
+                call_body(json!(2), "echo", Some(json!({"message": 5})), none.clone()),
+                vec![],
+            ),
+            (
+                "no arguments",
+                call_body(json!(3), "echo", None, none.clone()),
+                vec![],
+            ),
+            (
+                "null arguments",
+                call_body(json!(3), "echo", Some(Value::Null), none.clone()),
+                vec![],
+            ),
+            (
+                "content of every kind",
+                call_body(
+                    json!(4),
+                    "fixture",
+                    Some(
+                        json!({"text": "t", "image": true, "link": "https://example.com/r", "structured": {"n": 1}}),
+                    ),
+                    none.clone(),
+                ),
+                vec![],
+            ),
+            (
+                "a tool error",
+                call_body(
+                    json!(5),
+                    "fixture",
+                    Some(json!({"text": "bad", "is_error": true})),
+                    none.clone(),
+                ),
+                vec![],
+            ),
+            (
+                "a failed call",
+                call_body(
+                    json!(6),
+                    "fixture",
+                    Some(json!({"error": "broken"})),
+                    none.clone(),
+                ),
+                vec![],
+            ),
+            (
+                "content type with a charset",
+                call_body(
+                    json!(7),
+                    "echo",
+                    Some(json!({"message": "hi"})),
+                    none.clone(),
+                ),
+                vec![("content-type", "application/json; charset=utf-8")],
+            ),
+            (
+                "accept in another order",
+                call_body(
+                    json!(8),
+                    "echo",
+                    Some(json!({"message": "hi"})),
+                    none.clone(),
+                ),
+                vec![("accept", "text/event-stream, application/json")],
+            ),
+            (
+                "extra meta keys",
+                call_body(
+                    json!(9),
+                    "echo",
+                    Some(json!({"message": "hi"})),
+                    json!({"io.modelcontextprotocol/logLevel": "debug", "vendor/x": 1}),
+                ),
+                vec![],
+            ),
+        ];
+        cases
+            .into_iter()
+            .map(|(what, body, changes)| {
+                (
+                    what,
+                    stateless_call(&body, &changes),
+                    stateless_call(&body, &changes),
+                )
+            })
+            .collect()
+    };
+    for (what, direct, reference) in served {
+        let ours = answer_of(direct_only.clone(), direct).await;
+        assert_ne!(
+            ours.0,
+            StatusCode::IM_A_TEAPOT,
+            "{what}: not served directly"
+        );
+        let theirs = answer_of(rmcp_only.clone(), reference).await;
+        assert_eq!(ours.0, theirs.0, "{what}: status; rmcp said {}", theirs.2);
+        assert_eq!(ours.1, theirs.1, "{what}: content type");
+        let ours_json: Value = serde_json::from_str(&ours.2).unwrap();
+        let theirs_json: Value = serde_json::from_str(&theirs.2).unwrap();
+        assert_eq!(ours_json, theirs_json, "{what}");
+        assert!(ours_json["result"].is_object(), "{what}: {ours_json}");
+    }
+
+    let hi = || Some(json!({"message": "hi"}));
+    let echo = || call_body(json!(1), "echo", hi(), json!({}));
+    let mut old = echo();
+    old["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2025-11-25");
+    let mut listing = echo();
+    listing["method"] = json!("tools/list");
+    let mut retry = echo();
+    retry["params"]["requestState"] = json!("opaque");
+    let mut extended = echo();
+    extended["vendor"] = json!("x");
+    let passed_on: Vec<(&str, Request<Body>)> = vec![
+        (
+            "an older version",
+            stateless_call(&old, &[("mcp-protocol-version", "2025-11-25")]),
+        ),
+        ("header and meta disagree", stateless_call(&old, &[])),
+        (
+            "no Mcp-Method",
+            stateless_call(&echo(), &[("mcp-method", "")]),
+        ),
+        (
+            "Mcp-Method disagrees",
+            stateless_call(&echo(), &[("mcp-method", "tools/list")]),
+        ),
+        (
+            "not a tools/call",
+            stateless_call(
+                &listing,
+                &[("mcp-method", "tools/call"), ("mcp-name", "echo")],
+            ),
+        ),
+        (
+            "Mcp-Name disagrees",
+            stateless_call(&echo(), &[("mcp-name", "weather")]),
+        ),
+        (
+            "two Mcp-Names",
+            stateless_call(&echo(), &[("mcp-name", "echo\necho")]),
+        ),
+        (
+            "a Base64 Mcp-Name",
+            stateless_call(&echo(), &[("mcp-name", "=?base64?ZWNobw==?=")]),
+        ),
+        (
+            "an unknown tool",
+            stateless_call(&call_body(json!(1), "nope", hi(), json!({})), &[]),
+        ),
+        (
+            "a tool with Mcp-Param headers",
+            stateless_call(
+                &call_body(json!(1), "routed", Some(json!({"region": "eu"})), json!({})),
+                &[("mcp-param-region", "eu")],
+            ),
+        ),
+        (
+            "no client capabilities",
+            stateless_call(
+                &call_body(
+                    json!(1),
+                    "echo",
+                    hi(),
+                    json!({"io.modelcontextprotocol/clientCapabilities": null}),
+                ),
+                &[],
+            ),
+        ),
+        (
+            "a progress token",
+            stateless_call(
+                &call_body(json!(1), "echo", hi(), json!({"progressToken": "p1"})),
+                &[],
+            ),
+        ),
+        ("a retry's request state", stateless_call(&retry, &[])),
+        ("a field JSON-RPC lacks", stateless_call(&extended, &[])),
+        (
+            "a weighted Accept",
+            stateless_call(
+                &echo(),
+                &[("accept", "application/json;q=0, text/event-stream")],
+            ),
+        ),
+        (
+            "an Accept without SSE",
+            stateless_call(&echo(), &[("accept", "application/json")]),
+        ),
+        (
+            "another content type",
+            stateless_call(&echo(), &[("content-type", "text/plain")]),
+        ),
+        (
+            "two protocol versions",
+            stateless_call(
+                &echo(),
+                &[("mcp-protocol-version", "2026-07-28\n2026-07-28")],
+            ),
+        ),
+        ("a body that is not JSON", {
+            let mut request = stateless_call(&echo(), &[]);
+            *request.body_mut() = Body::from("{not json");
+            request
+        }),
+        ("a GET", {
+            let mut request = stateless_call(&echo(), &[]);
+            *request.method_mut() = Method::GET;
+            request
+        }),
+    ];
+    for (what, request) in passed_on {
+        let (status, _, body) = answer_of(direct_only.clone(), request).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::IM_A_TEAPOT, "passed on"),
+            "{what}"
+        );
+    }
+}
