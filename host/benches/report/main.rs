@@ -23,6 +23,7 @@
 mod common;
 
 mod ceiling;
+mod growth;
 mod oha;
 mod startup;
 mod stdio;
@@ -167,6 +168,8 @@ async fn report(measuring: bool) {
         );
     }
 
+    growth::report(oha.as_ref()).await;
+
     let plugins = if measuring { STARTUP_PLUGINS } else { 2 };
     let startup = startup::measure(plugins);
     println!(
@@ -239,6 +242,12 @@ struct FullHost {
 
 impl FullHost {
     async fn start(fsync: &str) -> Self {
+        Self::start_with(fsync, |_| String::new()).await
+    }
+
+    /// [`FullHost::start`] with more config (plugins, say) from `more`, given the
+    /// host's folder.
+    async fn start_with(fsync: &str, more: impl FnOnce(&std::path::Path) -> String) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n[auth]\nmode = \"embedded\"\n\
@@ -246,10 +255,12 @@ impl FullHost {
              [audit]\npath = {}\nfsync = \"{fsync}\"\n\
              [rate_limits]\nper_user = \"1000000/s\"\nper_tool = \"1000000/s\"\n\
              per_user_tool = \"1000000/s\"\n\
-             [plugins.echo]\npath = {}\nlimits = {{ max_concurrency = 64 }}\n",
+             [plugins.echo]\npath = {}\n\
+             limits = {{ max_concurrency = 64, max_output = \"2MiB\" }}\n{}",
             toml_path(&dir.path().join("auth.sqlite")),
             toml_path(&dir.path().join("audit.jsonl")),
             toml_path(&plugin("echo")),
+            more(dir.path()),
         );
         let (_, kek, _) = common::run_host(&["keygen"]);
         // The host's own default log filter, as an operator runs it (the tests' helper

@@ -38,6 +38,15 @@ impl Figures {
     }
 }
 
+/// How long a load runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Budget {
+    /// For this long.
+    Time(Duration),
+    /// Until this many calls were answered.
+    Count(u64),
+}
+
 /// The `oha` executable.
 #[derive(Clone)]
 pub struct Oha {
@@ -63,19 +72,31 @@ impl Oha {
 
     /// `clients` concurrent connections sending the echo call to `url` for `time`.
     pub fn run(&self, url: &str, token: Option<&str>, clients: usize, time: Duration) -> Figures {
+        self.run_body(url, token, clients, Budget::Time(time), CALL)
+    }
+
+    /// `clients` concurrent connections sending `body` (a call of echo) to `url`
+    /// within `budget`.
+    pub fn run_body(
+        &self,
+        url: &str,
+        token: Option<&str>,
+        clients: usize,
+        budget: Budget,
+        body: &str,
+    ) -> Figures {
+        // From a file: a body past 128 KiB cannot be a command-line argument.
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, body.as_bytes()).unwrap();
         let mut command = Command::new(&self.path);
         command
-            .args([
-                "--no-tui",
-                "--output-format",
-                "json",
-                "-m",
-                "POST",
-                "-d",
-                CALL,
-            ])
-            .args(["-z", &format!("{}s", time.as_secs())])
+            .args(["--no-tui", "--output-format", "json", "-m", "POST", "-D"])
+            .arg(file.path())
             .args(["-c", &clients.to_string()]);
+        match budget {
+            Budget::Time(time) => command.args(["-z", &format!("{}s", time.as_secs())]),
+            Budget::Count(calls) => command.args(["-n", &calls.to_string()]),
+        };
         for (name, value) in CALL_HEADERS {
             command.args(["-H", &format!("{name}: {value}")]);
         }
@@ -113,15 +134,31 @@ impl Oha {
 /// A few calls from `clients` (at most 4) concurrent built-in clients, each answer
 /// checked: the smoke run's stand-in for oha.
 pub async fn smoke(url: &str, token: Option<&str>, clients: usize) -> Figures {
+    smoke_body(url, token, clients, CALL, "hello").await
+}
+
+/// [`smoke`] with `body`, a call of echo whose message is `message`.
+pub async fn smoke_body(
+    url: &str,
+    token: Option<&str>,
+    clients: usize,
+    body: &str,
+    message: &str,
+) -> Figures {
+    let (body, expected) = (
+        body.to_owned(),
+        serde_json::json!({"type": "text", "text": message}),
+    );
     let http = reqwest::Client::new();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients.min(4) {
         let (http, url, token) = (http.clone(), url.to_owned(), token.map(str::to_owned));
+        let (body, expected) = (body.clone(), expected.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             for _ in 0..5 {
-                let mut request = http.post(&url).body(CALL);
+                let mut request = http.post(&url).body(body.clone());
                 for (name, value) in CALL_HEADERS {
                     request = request.header(name, value);
                 }
@@ -131,11 +168,9 @@ pub async fn smoke(url: &str, token: Option<&str>, clients: usize) -> Figures {
                 let sent = Instant::now();
                 let response = request.send().await.expect("an answer");
                 assert_eq!(response.status(), 200);
-                let body = response.text().await.unwrap();
-                assert!(
-                    body.contains(r#""text":"hello""#) && !body.contains(r#""isError":true"#),
-                    "{body}"
-                );
+                let answer: Value = response.json().await.unwrap();
+                assert_eq!(answer["result"]["isError"], false, "{answer}");
+                assert_eq!(answer["result"]["content"][0], expected);
                 latencies.push(sent.elapsed());
             }
             latencies

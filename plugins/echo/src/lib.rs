@@ -10,7 +10,7 @@ struct Echo;
 
 const INPUT_SCHEMA: &str = r#"{
   "type": "object",
-  "properties": { "message": { "type": "string", "maxLength": 65536 } },
+  "properties": { "message": { "type": "string", "maxLength": 1048576 } },
   "required": ["message"],
   "additionalProperties": false
 }"#;
