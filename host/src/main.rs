@@ -7,6 +7,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Log filter when `RUST_LOG` is unset: our own events, and only rmcp's warnings (it
 /// logs every session at info).
 const DEFAULT_LOG: &str = "info,rmcp=warn";

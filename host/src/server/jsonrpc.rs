@@ -53,18 +53,24 @@ struct Malformed(Arc<Response<String>>);
 /// Longest tool name kept from a request (the MCP spec's limit).
 const MAX_TOOL_NAME: usize = 128;
 
-/// Reads the method and tool name of a JSON-RPC body.
-fn peek(body: &[u8]) -> Peeked {
-    let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
+/// A JSON-RPC body's envelope, if it is a JSON object.
+fn envelope(body: &[u8]) -> Option<Envelope<'_>> {
+    serde_json::from_slice(body).ok()
+}
+
+/// The method and tool name of a JSON-RPC envelope.
+fn peek(envelope: Option<&Envelope>) -> Peeked {
+    let Some(envelope) = envelope else {
         return Peeked {
             method: None,
             tool: None,
         };
     };
-    let tool = match (envelope.method, envelope.params) {
-        (Some("tools/call"), Some(params)) => {
-            params.name.map(|n| n.chars().take(MAX_TOOL_NAME).collect())
-        }
+    let tool = match (envelope.method, &envelope.params) {
+        (Some("tools/call"), Some(params)) => params
+            .name
+            .as_ref()
+            .map(|n| n.chars().take(MAX_TOOL_NAME).collect()),
         _ => None,
     };
     Peeked {
@@ -80,14 +86,13 @@ struct BadArguments {
     found: &'static str,
 }
 
-/// Looks at a JSON-RPC body: `Some` when it is a `tools/call` whose `arguments` is
-/// present but neither an object nor null.
-fn bad_arguments(body: &[u8]) -> Option<(BadArguments, Option<&RawValue>)> {
-    let envelope: Envelope = serde_json::from_slice(body).ok()?;
+/// Looks at a JSON-RPC envelope: `Some` when it is a `tools/call` whose `arguments`
+/// is present but neither an object nor null.
+fn bad_arguments<'a>(envelope: &Envelope<'a>) -> Option<(BadArguments, Option<&'a RawValue>)> {
     if envelope.method? != "tools/call" {
         return None;
     }
-    let params = envelope.params?;
+    let params = envelope.params.as_ref()?;
     let arguments = params.arguments?.get().trim_start();
     let found = match arguments.as_bytes().first()? {
         b'{' | b'n' => return None,
@@ -98,6 +103,7 @@ fn bad_arguments(body: &[u8]) -> Option<(BadArguments, Option<&RawValue>)> {
     };
     let tool = params
         .name
+        .as_ref()
         .map(|n| n.chars().take(MAX_TOOL_NAME).collect())
         .unwrap_or_default();
     Some((BadArguments { tool, found }, envelope.id))
@@ -115,8 +121,9 @@ pub async fn peek_request(request: Request, next: Next) -> Response {
         Ok(bytes) => bytes,
         Err(error) => return unreadable_body(&error),
     };
-    parts.extensions.insert(peek(&bytes));
-    if let Some((bad, id)) = bad_arguments(&bytes) {
+    let envelope = envelope(&bytes);
+    parts.extensions.insert(peek(envelope.as_ref()));
+    if let Some((bad, id)) = envelope.as_ref().and_then(bad_arguments) {
         let modern = parts
             .headers
             .get("mcp-protocol-version")
@@ -197,7 +204,14 @@ mod tests {
     use super::*;
 
     fn check(body: &str) -> Option<&'static str> {
-        bad_arguments(body.as_bytes()).map(|(bad, _)| bad.found)
+        envelope(body.as_bytes())
+            .as_ref()
+            .and_then(bad_arguments)
+            .map(|(bad, _)| bad.found)
+    }
+
+    fn peek_body(body: &[u8]) -> Peeked {
+        peek(envelope(body).as_ref())
     }
 
     #[test]
@@ -219,21 +233,21 @@ mod tests {
     #[test]
     fn the_envelope_is_peeked() {
         assert_eq!(
-            peek(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_weather","arguments":{}}}"#),
+            peek_body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_weather","arguments":{}}}"#),
             Peeked {
                 method: Some("tools/call".into()),
                 tool: Some("get_weather".into())
             }
         );
         assert_eq!(
-            peek(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#),
+            peek_body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#),
             Peeked {
                 method: Some("tools/list".into()),
                 tool: None
             }
         );
         assert_eq!(
-            peek(b"not json"),
+            peek_body(b"not json"),
             Peeked {
                 method: None,
                 tool: None
@@ -258,7 +272,8 @@ mod tests {
     #[tokio::test]
     async fn the_answer_is_an_is_error_result_with_the_request_id() {
         let body = r#"{"jsonrpc":"2.0","id":"abc","method":"tools/call","params":{"name":"get_weather","arguments":"x"}}"#;
-        let (bad, id) = bad_arguments(body.as_bytes()).unwrap();
+        let envelope = envelope(body.as_bytes()).unwrap();
+        let (bad, id) = bad_arguments(&envelope).unwrap();
         assert_eq!(bad.tool, "get_weather");
         for modern in [true, false] {
             let response = tool_error_response(&bad, id, modern);

@@ -314,6 +314,9 @@ fn call_body(
     serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params})
 }
 
+/// Header changes for [`stateless_call`].
+type Changes = Vec<(&'static str, &'static str)>;
+
 async fn answer_of(service: Router, request: Request<Body>) -> (StatusCode, String, String) {
     let response = service.oneshot(request).await.unwrap();
     let status = response.status();
@@ -349,7 +352,7 @@ async fn the_direct_path_answers_as_rmcp_does_and_passes_on_the_rest() {
         ));
     let none = json!({});
     let served: Vec<(&str, Request<Body>, Request<Body>)> = {
-        let cases: Vec<(&str, Value, Vec<(&str, &str)>)> = vec![
+        let cases: Vec<(&str, Value, Changes)> = vec![
             (
                 "echo",
                 call_body(
