@@ -24,39 +24,25 @@ pub async fn report(oha: Option<&Oha>) {
         "{:<34} {:>8} {:>11} {:>9} {:>9} {:>10} {:>9}",
         "", "clients", "calls/s", "p50 us", "p99 us", "vs 1st row", "RSS MiB"
     );
-    let mut first: Option<Figures> = None;
     let plugins: &[usize] = if oha.is_some() {
         &PLUGINS
     } else {
         &PLUGINS[..2]
     };
+    let mut rows = Rows::default();
     for &count in plugins {
         let bench = FullHost::start_with("interval", |dir| fixtures(dir, count - 1)).await;
         let figures = load(oha, &bench, &message(5), "hello").await;
         let label = format!("{count} plugin{} loaded", if count == 1 { "" } else { "s" });
-        print_row(
-            &label,
-            CLIENTS,
-            &figures,
-            first.as_ref(),
-            rss_mib(bench.host.pid()),
-        );
-        first.get_or_insert(figures);
+        rows.print(&label, figures, &bench);
     }
 
     let bench = FullHost::start("interval").await;
-    let mut first: Option<Figures> = None;
+    let mut rows = Rows::default();
     for (size, label) in SIZES {
         let text = "x".repeat(size);
         let figures = load(oha, &bench, &message_of(&text), &text).await;
-        print_row(
-            &format!("arguments of {label}"),
-            CLIENTS,
-            &figures,
-            first.as_ref(),
-            rss_mib(bench.host.pid()),
-        );
-        first.get_or_insert(figures);
+        rows.print(&format!("arguments of {label}"), figures, &bench);
     }
 
     let bench = FullHost::start("interval").await;
@@ -93,6 +79,20 @@ pub async fn report(oha: Option<&Oha>) {
             ""
         }
     );
+}
+
+/// Rows of one series, each compared with the series' first.
+#[derive(Default)]
+struct Rows {
+    first: Option<Figures>,
+}
+
+impl Rows {
+    fn print(&mut self, label: &str, figures: Figures, bench: &FullHost) {
+        let rss = rss_mib(bench.host.pid());
+        print_row(label, CLIENTS, &figures, self.first.as_ref(), rss);
+        self.first.get_or_insert(figures);
+    }
 }
 
 /// One row's load: `oha` for [`MEASURE_FOR`], or a few checked calls.
