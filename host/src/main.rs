@@ -7,6 +7,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
+/// The allocator: a call allocates and frees many small buffers on two worker threads,
+/// where mimalloc spends less of the host's CPU than glibc's malloc.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -32,7 +32,7 @@ pub async fn report(oha: Option<&Oha>) {
     let mut rows = Rows::default();
     for &count in plugins {
         let bench = FullHost::start_with("interval", |dir| fixtures(dir, count - 1)).await;
-        let figures = load(oha, &bench, &message(5), "hello").await;
+        let figures = load(oha, &bench, &message_of("hello"), "hello").await;
         let label = format!("{count} plugin{} loaded", if count == 1 { "" } else { "s" });
         rows.print(&label, figures, &bench);
     }
@@ -108,11 +108,6 @@ async fn load(oha: Option<&Oha>, bench: &FullHost, body: &str, text: &str) -> Fi
         ),
         None => oha::smoke_body(&url, Some(&bench.token), CLIENTS, body, text).await,
     }
-}
-
-/// A stateless `tools/call` of echo with a message of `size` bytes.
-fn message(size: usize) -> String {
-    message_of(&"hello".repeat(size.div_ceil(5))[..size])
 }
 
 /// A stateless `tools/call` of echo with `text` as its message.

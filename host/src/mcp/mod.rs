@@ -36,6 +36,24 @@ impl McpHandler {
     pub fn new(pipeline: Arc<Pipeline>) -> Self {
         Self { pipeline }
     }
+
+    /// A `tools/call` in `ctx`, through the pipeline, answered in MCP's terms.
+    pub async fn call(
+        &self,
+        ctx: &CallContext,
+        params: CallToolRequestParams,
+    ) -> Result<CallToolResult, McpError> {
+        let call = ToolCall {
+            tool: params.name.into_owned(),
+            arguments: params.arguments,
+        };
+        result::to_mcp(self.pipeline.call(ctx, call).await)
+    }
+
+    /// The pipeline calls go through.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
 }
 
 impl ServerHandler for McpHandler {
@@ -72,25 +90,5 @@ impl ServerHandler for McpHandler {
     ) -> Result<CallToolResponse, McpError> {
         let ctx = context::call_context(&request);
         self.call(&ctx, params).await.map(Into::into)
-    }
-}
-
-impl McpHandler {
-    /// A `tools/call` in `ctx`, through the pipeline, answered in MCP's terms.
-    pub async fn call(
-        &self,
-        ctx: &CallContext,
-        params: CallToolRequestParams,
-    ) -> Result<CallToolResult, McpError> {
-        let call = ToolCall {
-            tool: params.name.into_owned(),
-            arguments: params.arguments,
-        };
-        result::to_mcp(self.pipeline.call(ctx, call).await)
-    }
-
-    /// The pipeline calls go through.
-    pub fn pipeline(&self) -> &Pipeline {
-        &self.pipeline
     }
 }
