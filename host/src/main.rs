@@ -19,27 +19,37 @@ const DEFAULT_LOG: &str = "info,rmcp=warn";
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
+    // Lines are formatted on the thread that logs and written by one thread of their
+    // own, in batches: a busy host writes many lines per syscall, and no call waits
+    // for stderr. Nothing is dropped (a full queue makes the logger wait).
+    let (writer, queued_lines) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match cli.log_format {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => logs.json().with_current_span(true).init(),
     }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(cli::run(cli)) {
+    let outcome = run(cli);
+    // Every line logged is on stderr before the last word.
+    drop(queued_lines);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", report(&e));
+        Err(message) => {
+            eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs the command on a runtime that is gone (its tasks ended) when this returns.
+fn run(cli: Cli) -> Result<(), String> {
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(cli::run(cli)).map_err(|e| report(&e))
 }
 
 /// The error and its causes on one line, each cause once: most of our messages already

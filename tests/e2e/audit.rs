@@ -377,7 +377,7 @@ async fn a_log_that_cannot_be_written_stops_tool_calls_until_it_can() {
     // From then on calls are refused before the plugin runs.
     let second = probe.result("open", json!({"n": 2, "print": "ran"})).await;
     assert_eq!(second["isError"], true, "{second}");
-    let log = host.log();
+    let log = host.wait_for_log("the audit log cannot be written", Duration::from_secs(5));
     assert!(log.contains("the audit log cannot be written"), "{log}");
     assert_eq!(
         ran(),

@@ -122,16 +122,17 @@ async fn every_reach_beyond_the_grants_fails() {
     client.cancel().await.ok();
 }
 
-/// The line holding `denied` (logged after `mark`) sits in a `call{call_id=ID}` span,
-/// and the call's `tool call` line names the same ID.
+/// The line holding `denied` (logged after `mark`) sits in a span naming the call: a
+/// `call{call_id=ID}` span, or over HTTP, the `request{.. request_id=ID}` span whose id
+/// is the call's. The call's `tool call` line names the same ID.
 fn assert_same_call(host: &Host, mark: usize, denied: &str) {
     let log = host.wait_for_log_since(mark, denied, Duration::from_secs(5));
     let line = log.lines().find(|l| l.contains(denied)).unwrap();
-    let id = line
-        .split("call{call_id=")
-        .nth(1)
-        .and_then(|rest| rest.split('}').next())
-        .unwrap_or_else(|| panic!("no call span on: {line}"));
+    let id = ["call{call_id=", " request_id="]
+        .iter()
+        .find_map(|key| line.split(key).nth(1))
+        .and_then(|rest| rest.split(['}', ' ']).next())
+        .unwrap_or_else(|| panic!("no span naming the call on: {line}"));
     let tool_call = format!("tool call call_id={id} ");
     let log = host.wait_for_log_since(mark, &tool_call, Duration::from_secs(5));
     assert!(

@@ -5,6 +5,7 @@
 use crate::common::{check_sdk_client, python, sdk_client_output, workspace_root};
 use serde_json::Value;
 use std::process::Command;
+use std::time::Duration;
 
 fn run_sdk(url: &str, mode: &str, city: &str) -> Value {
     let mut command = Command::new(python());
@@ -70,7 +71,10 @@ async fn python_sdk_walks_the_oauth_flow_with_step_up_and_refresh() {
         assert_eq!(seen["access_tokens"], 3, "{seen}");
         assert_eq!(seen["refresh_tokens"], 3, "{seen}");
         let client_id = seen["client_id"].as_str().unwrap();
-        let log = host.log();
+        let log = host.wait_for_line(
+            |l| l.contains("outcome=forbidden") && l.contains(client_id),
+            Duration::from_secs(5),
+        );
         let forbidden = log
             .lines()
             .find(|l| l.contains("outcome=forbidden") && l.contains(client_id))
@@ -134,5 +138,9 @@ async fn python_sdk_uses_a_client_id_metadata_document() {
         1,
         "fetched once, then cached"
     );
-    assert!(host.log().contains(&format!("client_id=\"{url}\"")));
+    let named = format!("client_id=\"{url}\"");
+    assert!(
+        host.wait_for_log(&named, Duration::from_secs(5))
+            .contains(&named)
+    );
 }

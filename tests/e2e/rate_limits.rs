@@ -11,6 +11,7 @@ use rmcp::model::{CallToolRequestParams, CallToolResult};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// The fixture plugin offering `open` and `other`, no scopes.
 fn plugin_section() -> String {
@@ -271,13 +272,13 @@ async fn an_address_that_keeps_failing_authentication_gets_429() {
     // A good token from the same address still works: only failures are counted.
     let good = format!("Bearer {}", token(&idp, &host, "alice"));
     assert_eq!(initialize(&host, &good).await.0, StatusCode::OK);
-    let log = host.log();
-    assert!(
-        log.lines().any(|l| l.contains("outcome=rate_limited")
+    let refused = |l: &str| {
+        l.contains("outcome=rate_limited")
             && l.contains("step=\"rate_limit\"")
-            && l.contains("method=\"initialize\"")),
-        "{log}"
-    );
+            && l.contains("method=\"initialize\"")
+    };
+    let log = host.wait_for_line(refused, Duration::from_secs(5));
+    assert!(log.lines().any(refused), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,12 +305,9 @@ async fn behind_a_trusted_proxy_each_client_address_has_its_own_budget() {
     // A made-up hop left of the proxy's entry changes nothing.
     let (status, _) = initialize_forwarded(&host, bad, Some("198.51.100.1, 203.0.113.1")).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    let log = host.log();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("outcome=rate_limited") && l.contains("203.0.113.1")),
-        "{log}"
-    );
+    let refused = |l: &str| l.contains("outcome=rate_limited") && l.contains("203.0.113.1");
+    let log = host.wait_for_line(refused, Duration::from_secs(5));
+    assert!(log.lines().any(refused), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -99,11 +99,8 @@ fn a_renewed_certificate_is_served_without_a_restart() {
     eventually("the renewed certificate is served", || {
         get(&ca, host.addr, "/healthz").is_ok_and(|(presented, _)| presented == second.der)
     });
-    assert!(
-        host.log().contains("TLS certificate reloaded"),
-        "{}",
-        host.log()
-    );
+    let log = host.wait_for_log("TLS certificate reloaded", Duration::from_secs(5));
+    assert!(log.contains("TLS certificate reloaded"), "{log}");
 
     // A broken certificate is refused, said so, and the last good one stays.
     std::fs::write(dir.path().join("cert.pem"), "not a certificate\n").unwrap();

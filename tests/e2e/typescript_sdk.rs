@@ -6,6 +6,7 @@
 use crate::common::{check_sdk_client, sdk_client_output, workspace_root};
 use serde_json::Value;
 use std::process::Command;
+use std::time::Duration;
 
 fn run_sdk(url: &str, mode: &str, city: &str) -> Value {
     let folder = workspace_root().join("tests/typescript");
@@ -76,5 +77,9 @@ async fn typescript_sdk_walks_the_oauth_flow() {
     );
     assert_eq!(seen["access_tokens"], 3, "{seen}");
     let client_id = seen["client_id"].as_str().unwrap();
-    assert!(host.log().contains(&format!("client_id=\"{client_id}\"")));
+    let named = format!("client_id=\"{client_id}\"");
+    assert!(
+        host.wait_for_log(&named, Duration::from_secs(5))
+            .contains(&named)
+    );
 }

@@ -30,6 +30,20 @@ impl CallContext {
     }
 }
 
+/// The name of the HTTP edge's span around each request; its `request_id` field is
+/// the id of the call the request makes.
+pub const REQUEST_SPAN: &str = "request";
+
+/// The span that names a call in what the sandbox logs for it: the request's span
+/// when the call runs inside it, else a `call` span of its own.
+pub fn call_span(request_id: &str) -> tracing::Span {
+    let current = tracing::Span::current();
+    match current.metadata() {
+        Some(span) if span.name() == REQUEST_SPAN => tracing::Span::none(),
+        _ => tracing::info_span!("call", call_id = %request_id),
+    }
+}
+
 /// A fresh, unique request id.
 pub fn new_request_id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -104,5 +118,26 @@ impl Transport {
             Transport::Http => "http",
             Transport::Stdio => "stdio",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_is_named_by_the_request_span_it_runs_in_or_by_its_own() {
+        let subscriber = tracing_subscriber::registry();
+        tracing::subscriber::with_default(subscriber, || {
+            let own = call_span("call-1");
+            assert_eq!(own.metadata().map(|m| m.name()), Some("call"));
+            let request = tracing::info_span!(REQUEST_SPAN, request_id = "call-2");
+            request.in_scope(|| assert!(call_span("call-2").is_none()));
+            let other = tracing::info_span!("serve_inner");
+            other.in_scope(|| {
+                let span = call_span("call-3");
+                assert_eq!(span.metadata().map(|m| m.name()), Some("call"));
+            });
+        });
     }
 }

@@ -334,7 +334,7 @@ impl Pipeline {
         let arguments = arguments.to_string();
         // Everything the sandbox logs for this call (refusals, what the plugin printed)
         // carries its call id.
-        let span = tracing::info_span!("call", call_id = %ctx.request_id);
+        let span = context::call_span(&ctx.request_id);
         let task = std::panic::AssertUnwindSafe(
             async {
                 let invocation = self

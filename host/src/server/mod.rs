@@ -388,7 +388,7 @@ pub fn router(
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("-");
                         tracing::info_span!(
-                            "request",
+                            crate::pipeline::context::REQUEST_SPAN,
                             method = %request.method(),
                             path = %request.uri().path(),
                             request_id = %id,

@@ -92,12 +92,16 @@ impl Host {
                 }
             }
         };
-        Self {
+        let host = Self {
             child,
             addr,
             stderr,
             _dir: dir,
-        }
+        };
+        // The host writes its log on a thread of its own: what it logged while
+        // starting (e.g. a setup code) may follow the address on stdout.
+        host.wait_for_log("serving MCP at /mcp", START_TIMEOUT);
+        host
     }
 
     /// The host's process id.
@@ -165,6 +169,20 @@ impl Host {
         loop {
             let log = self.log()[mark..].to_owned();
             if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits up to `timeout` for a line of the log to satisfy `wanted`; returns the log.
+    /// Log lines reach the test some time after the answers they describe: the host
+    /// writes them on a thread of its own, and the test reads them through a pipe.
+    pub fn wait_for_line(&self, wanted: impl Fn(&str) -> bool, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log();
+            if log.lines().any(&wanted) || Instant::now() > deadline {
                 return log;
             }
             std::thread::sleep(Duration::from_millis(20));
