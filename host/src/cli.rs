@@ -5,6 +5,7 @@
 use crate::app::App;
 use crate::audit::AdminLog;
 use crate::auth::embedded::admin as auth_admin;
+use crate::checklist;
 use crate::config::Config;
 use crate::domain::Scope;
 use crate::inspect;
@@ -53,6 +54,12 @@ pub enum Command {
         /// clients that start the server themselves). Logs go to stderr.
         #[arg(long)]
         stdio: bool,
+    },
+    /// Work with a host config file.
+    Config {
+        /// What to do with it.
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Work with plugin files.
     Plugin {
@@ -168,6 +175,19 @@ pub enum SecretsCommand {
     },
 }
 
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a config and load every plugin it names, without serving; then print the
+    /// production security checklist for that deployment. Exits non-zero when the
+    /// config cannot be served or an item of the checklist fails.
+    Check {
+        /// The host config file.
+        #[arg(long, default_value = "host.toml")]
+        config: PathBuf,
+    },
+}
+
 /// `plugin` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
@@ -187,6 +207,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 app.serve_stdio().await?;
             } else {
                 app.serve_http().await?;
+            }
+        }
+        Command::Config {
+            command: ConfigCommand::Check { config },
+        } => {
+            let report = checklist::check(&config).await?;
+            print!("{}", report.render());
+            match report.failures() {
+                0 => {}
+                n => anyhow::bail!(
+                    "{n} item{} of the production checklist fail{}",
+                    if n == 1 { "" } else { "s" },
+                    if n == 1 { "s" } else { "" }
+                ),
             }
         }
         Command::Plugin {

@@ -5,6 +5,8 @@
 //!
 //! - [`cli`]: parses the command line and dispatches.
 //! - [`app`]: builds the shared state once; serves it over HTTP or stdio.
+//! - [`checklist`]: `config check`: a config and its plugins loaded without serving,
+//!   graded against the production security checklist.
 //! - [`config`]: `host.toml`, composed of the sections the modules below own.
 //! - [`server`]: the HTTP edge: router, tower layers in order, listener, Host/Origin.
 //! - [`auth`]: the OAuth protected resource: bearer tokens verified into callers.
@@ -25,6 +27,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod checklist;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -7,6 +7,7 @@ mod common;
 mod audit;
 mod auth;
 mod browser;
+mod config_check;
 mod files;
 mod hostile;
 mod limits;

@@ -227,6 +227,12 @@ impl Tls {
     }
 }
 
+/// Loads the certificate and key once, as [`Tls::start`] would, and keeps nothing:
+/// `config check` uses it to find a bad pair before a start does.
+pub fn check(config: &TlsConfig) -> Result<(), TlsError> {
+    load(config, &rustls::crypto::ring::default_provider()).map(drop)
+}
+
 /// Checks the certificate files every `reload_interval`.
 async fn watch(
     config: TlsConfig,

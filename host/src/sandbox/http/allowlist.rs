@@ -48,6 +48,24 @@ impl TryFrom<String> for AllowedHost {
     }
 }
 
+impl std::fmt::Display for AllowedHost {
+    /// The entry as an operator writes it: `https://*.example.com:8443`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        match &self.host {
+            HostPattern::Exact(name) => write!(f, "{scheme}://{name}")?,
+            HostPattern::Subdomains(suffix) => write!(f, "{scheme}://*.{suffix}")?,
+        }
+        if self.port != self.scheme.default_port() {
+            write!(f, ":{}", self.port)?;
+        }
+        Ok(())
+    }
+}
+
 impl AllowedHost {
     /// Parses `scheme://host[:port]`.
     pub fn parse(entry: &str) -> Result<Self, String> {
@@ -111,6 +129,17 @@ impl AllowedHost {
                 .map_or(Reach::Public, Reach::Literal),
             HostPattern::Subdomains(_) => Reach::Public,
         }
+    }
+
+    /// Whether the entry names every subdomain of a name (`*.example.com`) rather than
+    /// one host.
+    pub fn is_wildcard(&self) -> bool {
+        matches!(self.host, HostPattern::Subdomains(_))
+    }
+
+    /// Whether requests to this entry travel unencrypted (`http://`).
+    pub fn is_plain_http(&self) -> bool {
+        self.scheme == Scheme::Http
     }
 
     /// Whether a request to `uri` matches this entry. A URI without a scheme or host
@@ -182,6 +211,27 @@ mod tests {
         AllowedHost::parse(entry)
             .unwrap()
             .allows(&uri.parse().unwrap())
+    }
+
+    #[test]
+    fn entries_print_as_written_and_say_how_wide_they_are() {
+        let entry = |text: &str| AllowedHost::parse(text).unwrap();
+        assert_eq!(
+            entry("HTTPS://API.example.com:443").to_string(),
+            "https://api.example.com"
+        );
+        assert_eq!(
+            entry("https://*.example.com:8443").to_string(),
+            "https://*.example.com:8443"
+        );
+        assert_eq!(
+            entry("http://127.0.0.1:8080").to_string(),
+            "http://127.0.0.1:8080"
+        );
+        assert!(entry("https://*.example.com").is_wildcard());
+        assert!(!entry("https://example.com").is_wildcard());
+        assert!(entry("http://example.com").is_plain_http());
+        assert!(!entry("https://example.com").is_plain_http());
     }
 
     #[test]
