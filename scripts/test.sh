@@ -46,7 +46,7 @@ fi
 
 phase "fmt, clippy"
 cargo fmt --all -- --check
-cargo clippy --all-targets -- -D warnings
+cargo clippy -p mcp-wasm-host -p mcp-wasm-sdk --all-targets -- -D warnings
 
 phase "cargo component build"
 # The reference plugin also builds with cargo-component (installed once if absent),
@@ -65,5 +65,5 @@ echo "cargo component build: weather.wasm loads and offers get_weather"
 phase "benchmarks as smoke tests"
 cargo test --benches
 phase "unit and end-to-end tests"
-cargo test
+cargo test -p mcp-wasm-host -p mcp-wasm-sdk
 

@@ -1,10 +1,11 @@
-//! The `get_weather` tool: its schemas, argument parsing, the upstream request and the
-//! mapping of every upstream answer to a report or a readable error.
+//! The `get_weather` tool: its arguments and report (the schemas derive from them),
+//! the upstream request, and the mapping of every upstream answer to a report or a
+//! readable error.
 
-use crate::mcp::tools::types::CallError;
+use mcp_wasm_sdk::http::{self, HttpError};
+use mcp_wasm_sdk::{Error, JsonSchema, Structured, credentials};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::Deserialize;
-use wstd::http::{Body, Client, Request, StatusCode};
+use serde::{Deserialize, Serialize};
 
 pub const TOOL_NAME: &str = "get_weather";
 pub const CREDENTIAL: &str = "weather-api-key";
@@ -13,41 +14,19 @@ pub const DEFAULT_API_BASE: &str = "https://api.openweathermap.org";
 /// Upstream bodies larger than this are refused: a current-weather answer is ~1 KiB.
 const MAX_UPSTREAM_BODY: usize = 256 * 1024;
 
-/// Letters (any script, with their combining marks), spaces, hyphens, apostrophes and
-/// periods; it must start with a letter. Length is bounded separately (1-100).
-pub const INPUT_SCHEMA: &str = r#"{
-  "type": "object",
-  "properties": {
-    "city": {
-      "type": "string",
-      "description": "City name, e.g. \"London\" or \"St. John's\"",
-      "minLength": 1,
-      "maxLength": 100,
-      "pattern": "^[\\p{L}][\\p{L}\\p{M} .'-]*$"
-    },
-    "units": {
-      "type": "string",
-      "enum": ["metric", "imperial"],
-      "default": "metric",
-      "description": "metric: Celsius and m/s; imperial: Fahrenheit and mph"
-    }
-  },
-  "required": ["city"],
-  "additionalProperties": false
-}"#;
-
-pub const OUTPUT_SCHEMA: &str = r#"{
-  "type": "object",
-  "properties": {
-    "city": { "type": "string" },
-    "temperature": { "type": "number" },
-    "units": { "type": "string", "enum": ["metric", "imperial"] },
-    "description": { "type": "string" },
-    "humidity": { "type": "number" },
-    "wind_speed": { "type": "number" }
-  },
-  "required": ["city", "temperature", "units", "description", "humidity", "wind_speed"]
-}"#;
+/// The arguments of `get_weather`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Arguments {
+    /// City name, e.g. "London" or "St. John's"
+    // Letters (any script, with their combining marks), spaces, hyphens, apostrophes
+    // and periods, starting with a letter.
+    #[schemars(length(min = 1, max = 100), pattern(r"^[\p{L}][\p{L}\p{M} .'-]*$"))]
+    city: String,
+    /// metric: Celsius and m/s; imperial: Fahrenheit and mph
+    #[serde(default)]
+    units: Units,
+}
 
 /// Characters left as they are in a query value (RFC 3986 unreserved).
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
@@ -62,8 +41,9 @@ pub struct WeatherRequest {
     pub units: Units,
 }
 
-#[derive(Clone, Copy, Deserialize, Default, PartialEq, Debug)]
+#[derive(Clone, Copy, Deserialize, Serialize, JsonSchema, Default, PartialEq, Debug)]
 #[serde(rename_all = "lowercase")]
+#[schemars(inline)]
 pub enum Units {
     #[default]
     Metric,
@@ -91,31 +71,21 @@ impl Units {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Arguments {
-    city: String,
-    #[serde(default)]
-    units: Units,
-}
-
 impl WeatherRequest {
-    /// Parses and re-checks the arguments. The host has already validated them against
-    /// `INPUT_SCHEMA`; the plugin checks again because it may run under other hosts.
-    pub fn parse(arguments: &str) -> Result<Self, CallError> {
-        let args: Arguments = serde_json::from_str(arguments)
-            .map_err(|e| CallError::InvalidArguments(format!("arguments: {e}")))?;
+    /// Re-checks the arguments. The host has already validated them against the
+    /// schema; the plugin checks again because it may run under other hosts.
+    pub fn parse(args: Arguments) -> Result<Self, Error> {
         let city = args.city.trim();
         let length = city.chars().count();
         if !(1..=100).contains(&length) {
-            return Err(CallError::InvalidArguments(format!(
+            return Err(Error::InvalidArguments(format!(
                 "city: must be 1-100 characters, got {length}"
             )));
         }
         let mut chars = city.chars();
         let starts_with_letter = chars.next().is_some_and(char::is_alphabetic);
         if !starts_with_letter || !city.chars().all(is_city_char) {
-            return Err(CallError::InvalidArguments(
+            return Err(Error::InvalidArguments(
                 "city: only letters, spaces, hyphens, apostrophes and periods are allowed, \
                  starting with a letter"
                     .into(),
@@ -144,12 +114,21 @@ fn is_city_char(c: char) -> bool {
     c.is_alphabetic() || matches!(c, ' ' | '-' | '\'' | '.' | '\u{0300}'..='\u{036F}')
 }
 
-/// What the upstream said, once understood.
-pub enum Outcome {
-    Report(Report),
-    CityNotFound,
+/// The tool: the arguments re-checked, the key read, the upstream asked, its answer
+/// mapped. A city the service does not know is a result the model reads.
+pub fn get_weather(args: Arguments) -> Result<Structured<Report>, Error> {
+    let request = WeatherRequest::parse(args)?;
+    let api_key = credentials::get(CREDENTIAL)?;
+    let base = std::env::var("WEATHER_API_BASE").unwrap_or_else(|_| DEFAULT_API_BASE.to_owned());
+    let report = fetch(&base, &request, &api_key)?;
+    Ok(Structured {
+        text: report.summary(),
+        value: report,
+    })
 }
 
+/// The current weather, as the tool returns it.
+#[derive(Serialize, JsonSchema)]
 pub struct Report {
     city: String,
     temperature: f64,
@@ -171,18 +150,6 @@ impl Report {
             self.wind_speed,
             self.units.speed_unit(),
         )
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::json!({
-            "city": self.city,
-            "temperature": self.temperature,
-            "units": self.units.as_str(),
-            "description": self.description,
-            "humidity": self.humidity,
-            "wind_speed": self.wind_speed,
-        })
-        .to_string()
     }
 }
 
@@ -208,66 +175,50 @@ struct Wind {
     speed: f64,
 }
 
-/// Asks the upstream and maps its answer. Never panics: every failure is a `CallError`.
-pub async fn fetch(
-    base: &str,
-    request: &WeatherRequest,
-    api_key: &str,
-) -> Result<Outcome, CallError> {
-    let http_request = Request::get(request.url(base, api_key))
-        .header("accept", "application/json")
-        .body(Body::empty())
-        .map_err(|e| CallError::Internal(format!("building the request: {e}")))?;
-    // The client's error may echo the URL, which carries the key: never include it.
-    let response = Client::new().send(http_request).await.map_err(|_| {
-        CallError::Upstream(
-            "could not reach the weather service (request refused or failed)".into(),
-        )
-    })?;
-    let status = response.status();
-    let mut body = response.into_body();
-    if body
-        .content_length()
-        .is_some_and(|n| n > MAX_UPSTREAM_BODY as u64)
-    {
-        return Err(CallError::Upstream(
-            "the weather service sent an oversized answer".into(),
-        ));
-    }
-    let bytes = body
-        .contents()
-        .await
-        .map_err(|_| CallError::Upstream("the weather service answer was cut short".into()))?;
-    if bytes.len() > MAX_UPSTREAM_BODY {
-        return Err(CallError::Upstream(
-            "the weather service sent an oversized answer".into(),
-        ));
-    }
-    match status {
-        StatusCode::OK => parse_report(bytes, request.units).map(Outcome::Report),
-        StatusCode::NOT_FOUND => Ok(Outcome::CityNotFound),
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(CallError::Upstream(format!(
+/// Asks the upstream and maps its answer. Never panics: every failure is an `Error`,
+/// and none includes the URL (it carries the key).
+fn fetch(base: &str, request: &WeatherRequest, api_key: &str) -> Result<Report, Error> {
+    let url = request.url(base, api_key);
+    let response = http::get(&url, &[("accept", "application/json")], MAX_UPSTREAM_BODY).map_err(
+        |e| match e {
+            HttpError::Unreachable => Error::Upstream(
+                "could not reach the weather service (request refused or failed)".into(),
+            ),
+            HttpError::TooLarge(_) => {
+                Error::Upstream("the weather service sent an oversized answer".into())
+            }
+            HttpError::CutShort => {
+                Error::Upstream("the weather service answer was cut short".into())
+            }
+            HttpError::Build(why) => Error::Internal(format!("building the request: {why}")),
+        },
+    )?;
+    match response.status {
+        200 => parse_report(&response.body, request.units),
+        404 => Err(Error::Tool(format!(
+            "No weather found for city \"{}\"; check the spelling.",
+            request.city
+        ))),
+        401 | 403 => Err(Error::Upstream(format!(
             "the weather service rejected the API key (HTTP {}); the operator should check \
              the `{CREDENTIAL}` credential",
-            status.as_u16()
+            response.status
         ))),
-        StatusCode::TOO_MANY_REQUESTS => Err(CallError::Upstream(
+        429 => Err(Error::Upstream(
             "the weather service is rate limiting us (HTTP 429); try again later".into(),
         )),
-        s if s.is_server_error() => Err(CallError::Upstream(format!(
-            "the weather service is unavailable (HTTP {}); try again later",
-            s.as_u16()
+        s @ 500..=599 => Err(Error::Upstream(format!(
+            "the weather service is unavailable (HTTP {s}); try again later"
         ))),
-        s => Err(CallError::Upstream(format!(
-            "the weather service answered HTTP {}",
-            s.as_u16()
+        s => Err(Error::Upstream(format!(
+            "the weather service answered HTTP {s}"
         ))),
     }
 }
 
-fn parse_report(bytes: &[u8], units: Units) -> Result<Report, CallError> {
+fn parse_report(bytes: &[u8], units: Units) -> Result<Report, Error> {
     let current: Current = serde_json::from_slice(bytes).map_err(|e| {
-        CallError::Upstream(format!(
+        Error::Upstream(format!(
             "the weather service sent an answer we could not read: {e}"
         ))
     })?;
