@@ -9,6 +9,7 @@ use crate::checklist;
 use crate::config::Config;
 use crate::domain::Scope;
 use crate::inspect;
+use crate::scaffold;
 use crate::secrets::admin;
 use crate::secrets::sources::{KekSource, load_kek};
 use clap::{Parser, Subcommand};
@@ -196,6 +197,19 @@ pub enum PluginCommand {
         /// The `.wasm` component file.
         file: PathBuf,
     },
+    /// Write a new plugin crate on the guest SDK: one tool, its unit test, and the host
+    /// config that serves it.
+    New {
+        /// The plugin's name, also its crate's (a-z, 0-9, `_`, `-`; a letter first).
+        name: String,
+        /// The folder to create it in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The guest SDK's folder (default: `plugins/sdk` of the checkout this binary
+        /// was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
 }
 
 /// Runs the parsed command.
@@ -226,6 +240,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugin {
             command: PluginCommand::Inspect { file },
         } => print!("{}", inspect::inspect(&file).await?.render()),
+        Command::Plugin {
+            command: PluginCommand::New { name, dir, sdk },
+        } => {
+            let sdk = sdk.unwrap_or_else(scaffold::default_sdk);
+            let made = scaffold::create(&name, &dir, &sdk)?;
+            let shown = made.dir.display();
+            println!(
+                "created {shown}\n\nnext:\n  cd {shown}\n  cargo test\n  \
+                 cargo build --release --target wasm32-wasip2\n  \
+                 mcp-wasm-host plugin inspect target/wasm32-wasip2/release/{}.wasm\n\n\
+                 then serve it with this table in the host's config (also in \
+                 host-snippet.toml):\n\n{}",
+                name.replace('-', "_"),
+                made.config
+            );
+        }
         Command::Keygen => println!("{}", admin::keygen().as_str()),
         Command::Audit {
             command: AuditCommand::Verify { files },

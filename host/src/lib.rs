@@ -13,6 +13,7 @@
 //! - [`mcp`]: the rmcp `ServerHandler`; request context in, MCP results out.
 //! - [`pipeline`]: one tool call, step by step, and its one outcome record.
 //! - [`inspect`]: `plugin inspect`: what a component offers and asks for.
+//! - [`scaffold`]: `plugin new`: a new plugin crate on the guest SDK.
 //! - [`registry`]: the loaded plugins and their tools (schemas compiled at load).
 //! - [`schema`]: checks a plugin's JSON Schemas at load and validates per call.
 //! - [`audit`]: the hash-chained audit log, its writer and `audit verify`.
@@ -37,6 +38,7 @@ pub mod pipeline;
 pub mod ratelimit;
 pub mod registry;
 pub mod sandbox;
+pub mod scaffold;
 pub mod schema;
 pub mod secrets;
 pub mod server;

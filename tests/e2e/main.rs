@@ -17,6 +17,7 @@ mod python_sdk;
 mod rate_limits;
 mod records;
 mod results;
+mod scaffold;
 mod secrets;
 mod stdio;
 mod tls;
