@@ -1,4 +1,4 @@
-//! Builds the workspace's plugins (`weather`, `echo`, `fixture`) for `wasm32-wasip2` in
+//! Builds the workspace's plugins (`weather`, `echo`, `notes`, `fixture`) for `wasm32-wasip2` in
 //! release mode, in a target folder of their own, and writes their paths into
 //! `artifacts.rs`.
 
@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The plugin packages, as `cargo -p` names them.
-const PLUGINS: [&str; 3] = ["weather", "echo", "fixture"];
+const PLUGINS: [&str; 4] = ["weather", "echo", "notes", "fixture"];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());

@@ -12,6 +12,7 @@ mod files;
 mod hostile;
 mod limits;
 mod loading;
+mod notes;
 mod oauth;
 mod python_sdk;
 mod rate_limits;

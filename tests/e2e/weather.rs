@@ -362,11 +362,21 @@ async fn the_example_config_serves_with_nothing_set() {
     // environment.
     let example = std::fs::read_to_string(workspace_root().join("examples/host.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes");
+    std::fs::create_dir(&notes).unwrap();
     let config = example
         .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
         .replace(
             "path = \"../target/wasm32-wasip2/release/weather.wasm\"",
             &format!("path = {}", toml_path(&plugin("weather"))),
+        )
+        .replace(
+            "path = \"../target/wasm32-wasip2/release/notes.wasm\"",
+            &format!("path = {}", toml_path(&plugin("notes"))),
+        )
+        .replace(
+            "host = \"../target/quickstart/notes\"",
+            &format!("host = {}", toml_path(&notes)),
         )
         .replace(
             "database = \"../target/quickstart/auth.sqlite\"",
@@ -406,6 +416,16 @@ async fn the_example_config_serves_with_nothing_set() {
         "The tool failed: the credential `weather-api-key` has no value on the host; the \
          operator must configure it"
     );
+    // The notes tools answer with nothing set, into the folder the example grants.
+    let saved = client
+        .call_tool(
+            CallToolRequestParams::new("add_note")
+                .with_arguments(args(json!({"title": "First", "text": "it works"}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(text_of(&saved), "Saved note 1: First");
+    assert!(notes.join("note-000001.json").is_file());
     client.cancel().await.ok();
     // The setup code worked once: the next client logs in with the password.
     let token = crate::oauth::token_for_existing(&host, "demo-user").await;

@@ -4,7 +4,7 @@
 
 include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
 
-/// The path of plugin `name` (`weather`, `echo` or `fixture`).
+/// The path of plugin `name` (`weather`, `echo`, `notes` or `fixture`).
 pub fn plugin(name: &str) -> &'static str {
     PLUGINS
         .iter()
