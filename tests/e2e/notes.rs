@@ -2,7 +2,7 @@
 //! granted folder, concurrent adds never overwrite each other, and without the grant
 //! (or with a read-only one) the plugin says what the operator must grant.
 
-use crate::common::{Host, plugin, stateless_call, toml_path};
+use crate::common::{Host, plugin, stateless_result, toml_path};
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -16,14 +16,7 @@ fn config(folder: &Path, mode: &str) -> String {
 }
 
 async fn call(host: &Host, tool: &str, arguments: Value) -> Value {
-    let answer: Value = stateless_call(&reqwest::Client::new(), &host.mcp_url(), tool, arguments)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    answer["result"].clone()
+    stateless_result(&host.mcp_url(), tool, arguments).await
 }
 
 fn text(result: &Value) -> &str {

@@ -105,3 +105,19 @@ pub fn stateless_call(
         .header("mcp-name", tool)
         .body(body.to_string())
 }
+
+/// Sends a [`stateless_call`] and returns the `result` of its JSON answer.
+pub async fn stateless_result(
+    url: &str,
+    tool: &str,
+    arguments: serde_json::Value,
+) -> serde_json::Value {
+    let answer: serde_json::Value = stateless_call(&reqwest::Client::new(), url, tool, arguments)
+        .send()
+        .await
+        .expect("the host answers")
+        .json()
+        .await
+        .expect("a JSON answer");
+    answer["result"].clone()
+}

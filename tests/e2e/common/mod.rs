@@ -21,7 +21,7 @@ pub mod upstream;
 
 pub use client::{
     Client, call_fixture, connect, connect_with_token, first_text, internal_host_name,
-    stateless_call, tool_names,
+    stateless_call, stateless_result, tool_names,
 };
 pub use config::{ENV_SECRETS, toml_path, toml_str, weather_config};
 pub use host::{Host, run_host, start_refused};
