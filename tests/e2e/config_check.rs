@@ -128,11 +128,10 @@ fn a_production_deployment_passes_and_nothing_is_written() {
     assert!(stdout.contains("7 pass, 0 warn, 0 fail"), "{stdout}");
     // Checked, not started: no audit log, no auth database.
     assert!(!audit.exists());
-    let left: Vec<_> = std::fs::read_dir(dir.path())
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    let mut left = left;
     left.sort();
     assert_eq!(left, ["audit", "cert.pem", "host.toml", "key.pem", "keys"]);
 
