@@ -1,7 +1,7 @@
 //! The running host: builds the shared state once from a checked config (credential
 //! source, sandbox, plugins, pipeline) and serves it over Streamable HTTP
 //! ([`App::serve_http`]) or stdio ([`App::serve_stdio`]), both through the same
-//! pipeline.
+//! pipeline, and reloads the plugins while it serves ([`crate::reload`]).
 
 use crate::audit::{Audit, AuditError, Record};
 use crate::auth::{Auth, AuthError};
@@ -10,6 +10,7 @@ use crate::mcp::McpHandler;
 use crate::pipeline::Pipeline;
 use crate::ratelimit::{AddressLimits, ToolLimiter};
 use crate::registry::{LoadError, Registry};
+use crate::reload::Reloader;
 use crate::sandbox::artifacts::ArtifactCache;
 use crate::sandbox::{Sandbox, SandboxError, pool};
 use crate::secrets::sources::{self, CredentialSetupError, load_kek};
@@ -72,6 +73,7 @@ pub enum AppError {
 pub struct App {
     config: Config,
     pipeline: Arc<Pipeline>,
+    sandbox: Arc<Sandbox>,
     audit: Arc<Audit>,
 }
 
@@ -111,12 +113,39 @@ impl App {
             record.detail = Some(serde_json::json!({ "tools": registry.tools_of(&plugin.name) }));
             audit.enqueue(record);
         }
-        let pipeline = Arc::new(Pipeline::new(registry, sandbox, limiter, audit.clone()));
+        let pipeline = Arc::new(Pipeline::new(
+            registry,
+            sandbox.clone(),
+            limiter,
+            audit.clone(),
+        ));
         Ok(Self {
             config,
             pipeline,
+            sandbox,
             audit,
         })
+    }
+
+    /// Reloads the plugins on SIGHUP and when their files change, until `shutdown`
+    /// (when the config was read from a file).
+    fn start_reloading(&self, shutdown: CancellationToken) {
+        let Some(path) = self.config.source.clone() else {
+            return;
+        };
+        let files = self
+            .config
+            .plugins
+            .values()
+            .map(|p| p.path.clone())
+            .collect();
+        Reloader::new(
+            path,
+            self.pipeline.clone(),
+            self.sandbox.clone(),
+            self.audit.clone(),
+        )
+        .start(self.config.reload.watch, files, shutdown);
     }
 
     /// Serves MCP at `/mcp` until Ctrl-C or SIGTERM, then drains requests in flight
@@ -187,6 +216,7 @@ impl App {
             (None, scrape) => scrape,
             (Some(_), None) => None,
         };
+        self.start_reloading(shutdown.clone());
         let limits = Arc::new(AddressLimits::new(&self.config.rate_limits));
         let pruned = limits.clone();
         prune_every(PRUNE_INTERVAL, move || pruned.prune());
@@ -238,7 +268,9 @@ impl App {
     /// Nothing but MCP messages is written to stdout; the log goes to stderr.
     pub async fn serve_stdio(self) -> Result<(), AppError> {
         use rmcp::ServiceExt;
-        let handler = McpHandler::new(self.pipeline);
+        let shutdown = CancellationToken::new();
+        self.start_reloading(shutdown.clone());
+        let handler = McpHandler::new(self.pipeline.clone());
         let service = handler
             .serve(crate::mcp::stdio::streams())
             .await
@@ -247,7 +279,6 @@ impl App {
         let mut started = Record::now("start");
         started.transport = Some("stdio".into());
         self.audit.enqueue(started);
-        let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         let cancel = service.cancellation_token();
         tokio::select! {

@@ -12,6 +12,7 @@ use crate::auth::config::AuthConfig;
 use crate::domain::{CredentialName, PluginName};
 use crate::ratelimit::RateLimitConfig;
 use crate::registry::PluginConfig;
+use crate::registry::rebuild::ReloadConfig;
 use crate::sandbox::artifacts::CacheConfig;
 use crate::sandbox::pool::PoolSize;
 use crate::secrets::sources::SecretsConfig;
@@ -82,9 +83,15 @@ pub struct Config {
     /// `[cache]`: where compiled plugins are kept between starts.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// `[reload]`: whether changed files reload the plugins.
+    #[serde(default)]
+    pub reload: ReloadConfig,
     /// `[plugins.NAME]` tables, in name order (load order is deterministic).
     #[serde(default)]
     pub plugins: BTreeMap<PluginName, PluginConfig>,
+    /// The file this config was read from (none when parsed from text).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 impl Config {
@@ -103,7 +110,7 @@ impl Config {
         }
         let text = std::fs::read_to_string(path).map_err(read_err)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base).map_err(|e| match e {
+        let mut config = Self::parse(&text, base).map_err(|e| match e {
             Problem::Parse(message) => ConfigError::Parse {
                 path: path.to_owned(),
                 message,
@@ -112,7 +119,9 @@ impl Config {
                 path: path.to_owned(),
                 message,
             },
-        })
+        })?;
+        config.source = Some(path.to_owned());
+        Ok(config)
     }
 
     /// How to size the instance pool for these plugins.

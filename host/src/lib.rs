@@ -5,6 +5,7 @@
 //!
 //! - [`cli`]: parses the command line and dispatches.
 //! - [`app`]: builds the shared state once; serves it over HTTP or stdio.
+//! - [`reload`]: hot reload of the plugins on SIGHUP and on file changes.
 //! - [`checklist`]: `config check`: a config and its plugins loaded without serving,
 //!   graded against the production security checklist.
 //! - [`config`]: `host.toml`, composed of the sections the modules below own.
@@ -37,6 +38,7 @@ pub mod mcp;
 pub mod pipeline;
 pub mod ratelimit;
 pub mod registry;
+pub mod reload;
 pub mod sandbox;
 pub mod scaffold;
 pub mod schema;

@@ -17,6 +17,7 @@ mod oauth;
 mod python_sdk;
 mod rate_limits;
 mod records;
+mod reload;
 mod results;
 mod scaffold;
 mod secrets;

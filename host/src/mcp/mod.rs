@@ -4,8 +4,10 @@
 //! over ([`context`]); `tools/call` goes to the [`Pipeline`] and its answer comes back
 //! through [`result`]. Over stdio, [`stdio`] provides the byte streams. Over HTTP,
 //! [`direct`] answers the common request (a stateless `tools/call`) without building
-//! an rmcp service for it.
+//! an rmcp service for it. [`changes`] tells connected clients when a reload changes
+//! the tools.
 
+pub mod changes;
 pub mod context;
 pub mod direct;
 pub mod result;
@@ -13,11 +15,12 @@ pub mod stdio;
 
 use crate::pipeline::context::CallContext;
 use crate::pipeline::{Pipeline, ToolCall};
+use changes::Sessions;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use std::sync::Arc;
 
@@ -29,12 +32,16 @@ const INSTRUCTIONS: &str = "Each tool runs in its own WebAssembly sandbox with o
 #[derive(Clone)]
 pub struct McpHandler {
     pipeline: Arc<Pipeline>,
+    /// The sessions told when the tool list changes.
+    sessions: Arc<Sessions>,
 }
 
 impl McpHandler {
-    /// A handler calling tools through `pipeline`.
+    /// A handler calling tools through `pipeline`. Must be called within a Tokio
+    /// runtime (a task tells open sessions of tool list changes).
     pub fn new(pipeline: Arc<Pipeline>) -> Self {
-        Self { pipeline }
+        let sessions = Sessions::watching(&pipeline);
+        Self { pipeline, sessions }
     }
 
     /// A `tools/call` in `ctx`, through the pipeline, answered in MCP's terms.
@@ -58,12 +65,33 @@ impl McpHandler {
 
 impl ServerHandler for McpHandler {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new(
-                "mcp-wasm-host",
-                env!("CARGO_PKG_VERSION"),
-            ))
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            "mcp-wasm-host",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.sessions.add(context.peer);
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        _requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(changes::accepted_filter())
+    }
+
+    async fn listen(&self, subscription: SubscriptionContext) -> Result<(), McpError> {
+        changes::listen(subscription, self.pipeline.tool_list_changes()).await;
+        Ok(())
     }
 
     async fn list_tools(

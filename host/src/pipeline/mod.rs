@@ -151,6 +151,8 @@ fn plugin_error_message(error: &PluginError) -> String {
 pub struct Pipeline {
     /// The plugins being served; swapped whole when they are reloaded.
     registry: ArcSwap<Registry>,
+    /// A counter bumped whenever a reload changes the tools `tools/list` shows.
+    tool_list: tokio::sync::watch::Sender<u64>,
     limiter: Arc<ToolLimiter>,
     admission: Admission,
     sandbox: Arc<Sandbox>,
@@ -168,6 +170,7 @@ impl Pipeline {
     ) -> Self {
         Self {
             registry: ArcSwap::from_pointee(registry),
+            tool_list: tokio::sync::watch::Sender::new(0),
             limiter,
             admission: Admission::default(),
             sandbox,
@@ -178,6 +181,34 @@ impl Pipeline {
     /// The audit log the pipeline records to (the HTTP edge records its refusals there).
     pub fn audit(&self) -> &Arc<Audit> {
         &self.audit
+    }
+
+    /// The plugins being served now.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.load_full()
+    }
+
+    /// Serves `registry` from the next call on; calls in flight finish on the plugins
+    /// they started with. Returns whether the tools `tools/list` shows changed (the
+    /// watchers of [`Pipeline::tool_list_changes`] are then told).
+    pub fn replace_registry(&self, registry: Registry) -> bool {
+        let listed = |registry: &Registry| {
+            registry
+                .tools()
+                .map(|tool| (tool.descriptor.clone(), tool.scope.clone()))
+                .collect::<Vec<_>>()
+        };
+        let changed = listed(&self.registry.load()) != listed(&registry);
+        self.registry.store(Arc::new(registry));
+        if changed {
+            self.tool_list.send_modify(|generation| *generation += 1);
+        }
+        changed
+    }
+
+    /// Sees a new value each time the tool list changes.
+    pub fn tool_list_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.tool_list.subscribe()
     }
 
     /// The tools `ctx`'s caller may call, in load order.

@@ -145,6 +145,8 @@ pub struct Sandbox {
     credentials: Arc<dyn CredentialSource>,
     /// Compiled plugins kept between starts, if a cache folder is in use.
     artifacts: Option<Arc<artifacts::ArtifactCache>>,
+    /// How the instance pool was sized (once, at start).
+    pool: PoolSize,
 }
 
 impl Sandbox {
@@ -190,7 +192,14 @@ impl Sandbox {
             linker,
             credentials,
             artifacts: None,
+            pool,
         })
+    }
+
+    /// How the instance pool was sized: a plugin needing larger slots cannot be
+    /// loaded until the host restarts.
+    pub fn pool(&self) -> PoolSize {
+        self.pool
     }
 
     /// Keeps compiled plugins in `cache` and loads them from it.

@@ -15,6 +15,7 @@ pub struct Host {
     child: Child,
     pub addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
+    config: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -96,6 +97,7 @@ impl Host {
             child,
             addr,
             stderr,
+            config: path,
             _dir: dir,
         };
         // The host writes its log on a thread of its own: what it logged while
@@ -139,11 +141,22 @@ impl Host {
         let _ = self.child.wait();
     }
 
+    /// The config file the host was started on (a test may rewrite it).
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// Sends the host `signal`.
+    #[cfg(unix)]
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("a pid");
+        rustix::process::kill_process(pid, signal).expect("signalled");
+    }
+
     /// Asks the host to stop (SIGTERM) and waits up to `timeout` for it to exit.
     #[cfg(unix)]
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("a pid");
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("signalled");
+        self.signal(rustix::process::Signal::TERM);
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {

@@ -19,7 +19,7 @@ use wasmtime_wasi::{FsPerms, OpenMode};
 pub const MAX_GRANTS: usize = 16;
 
 /// One `files` entry as written in the config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileGrantConfig {
     /// A directory on the host (relative to the config file's folder).

@@ -1,6 +1,9 @@
 //! The loaded plugins and the tools they offer: each plugin file is read (and checked
 //! against its pin), compiled, pre-linked and asked for its tools once; every tool's
 //! schemas are checked and compiled here, so a bad plugin is refused at start.
+//! [`rebuild`] loads a changed config beside the registry being served (hot reload).
+
+pub mod rebuild;
 
 use crate::domain::{CredentialName, PluginName, Scope, Sha256Pin};
 use crate::sandbox::bindings::exports::mcp::tools::tools::Tool as WitTool;
@@ -28,7 +31,7 @@ const MAX_TOOL_NAME_CHARS: usize = 128;
 const MAX_DESCRIPTION_BYTES: usize = 16 * 1024;
 
 /// One `[plugins.NAME]` table: the component and exactly what it is granted.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginConfig {
     /// The `.wasm` component file.
@@ -153,6 +156,20 @@ pub enum LoadError {
         /// The tools it does offer.
         offered: String,
     },
+    /// Its memory limit is larger than the instance slots the host started with (the
+    /// pool is sized once, from the config at start).
+    #[error(
+        "plugin `{plugin}`: limits.memory is {wanted_mib} MiB, more than the {slot_mib} MiB \
+         each instance slot got when the host started; restart the host to apply it"
+    )]
+    MemoryOverPool {
+        /// The plugin.
+        plugin: PluginName,
+        /// Its `limits.memory`, in MiB (rounded up).
+        wanted_mib: u64,
+        /// The slot size, in MiB.
+        slot_mib: u64,
+    },
     /// Two plugins offer a tool of the same name.
     #[error("plugin `{plugin}`: tool `{tool}` is already provided by plugin `{other}`")]
     DuplicateTool {
@@ -171,6 +188,9 @@ pub struct LoadedPlugin {
     pub name: PluginName,
     /// SHA-256 of the component file that was loaded.
     pub sha256: [u8; 32],
+    /// Its table in the config it was loaded from (a reload keeps the plugin as it is
+    /// when neither this nor the file changed).
+    pub config: PluginConfig,
     /// Compiled, pre-linked, with its grants.
     pub prepared: PreparedPlugin,
 }
@@ -198,6 +218,15 @@ pub struct Registry {
     tools: HashMap<String, Arc<RegisteredTool>>,
     /// Tool names in load order, so `tools/list` is stable.
     order: Vec<String>,
+    /// The plugins, in load order (those offering no tool too).
+    plugins: Vec<Arc<LoadedPlugin>>,
+}
+
+/// One plugin and its tools, ready to be added to a registry.
+#[derive(Clone)]
+struct PluginTools {
+    plugin: Arc<LoadedPlugin>,
+    tools: Vec<Arc<RegisteredTool>>,
 }
 
 impl Registry {
@@ -208,105 +237,48 @@ impl Registry {
         sandbox: &Sandbox,
     ) -> Result<Self, LoadError> {
         let mut registry = Self::default();
-        for (name, plugin_config) in plugins {
-            let plugin = load_plugin(name, plugin_config, sandbox).await?;
-            let tools = sandbox
-                .list_tools(&plugin.prepared)
-                .await
-                .map_err(|source| LoadError::Sandbox {
-                    plugin: name.clone(),
-                    path: plugin_config.path.clone(),
-                    source,
-                })?;
-            if tools.is_empty() {
-                tracing::warn!(plugin = %name, "plugin offers no tools");
-            }
-            for tool in tools {
-                let scope = plugin_config
-                    .scopes
-                    .get(&tool.name)
-                    .or(plugin_config.default_scope.as_ref())
-                    .cloned();
-                registry.add(&plugin, tool, scope)?;
-            }
-            let offered = registry.tools_of(name);
-            if let Some(unknown) = plugin_config
-                .scopes
-                .keys()
-                .find(|tool| !offered.contains(&tool.as_str()))
-            {
-                return Err(LoadError::UnknownScopedTool {
-                    plugin: name.clone(),
-                    tool: unknown.clone(),
-                    offered: offered.join(", "),
-                });
-            }
-            tracing::info!(
-                plugin = %name,
-                tools = ?registry.tools_of(name),
-                "plugin loaded"
-            );
+        for (name, config) in plugins {
+            let component = Component::read(name, config).await?;
+            registry.insert(PluginTools::load(name, config, component, sandbox).await?)?;
+            tracing::info!(plugin = %name, tools = ?registry.tools_of(name), "plugin loaded");
         }
         Ok(registry)
     }
 
-    fn add(
-        &mut self,
-        plugin: &Arc<LoadedPlugin>,
-        tool: WitTool,
-        scope: Option<Scope>,
-    ) -> Result<(), LoadError> {
-        let refuse = |reason: String| LoadError::Tool {
-            plugin: plugin.name.clone(),
-            tool: tool.name.chars().take(MAX_TOOL_NAME_CHARS + 1).collect(),
-            reason,
-        };
-        check_tool_name(&tool.name).map_err(refuse)?;
-        if let Some(other) = self.tools.get(&tool.name) {
-            return Err(LoadError::DuplicateTool {
-                plugin: plugin.name.clone(),
-                tool: tool.name,
-                other: other.plugin.name.clone(),
-            });
+    /// Adds a plugin and all its tools, or nothing if one of its tools' names is taken.
+    fn insert(&mut self, entry: PluginTools) -> Result<(), LoadError> {
+        let mut names = std::collections::HashSet::new();
+        for tool in &entry.tools {
+            let name = tool.descriptor.name.as_ref();
+            let taken = self.tools.get(name).map(|t| t.plugin.name.clone());
+            if let Some(other) =
+                taken.or_else(|| (!names.insert(name)).then(|| entry.plugin.name.clone()))
+            {
+                return Err(LoadError::DuplicateTool {
+                    plugin: entry.plugin.name.clone(),
+                    tool: name.to_owned(),
+                    other,
+                });
+            }
         }
-        if tool.description.len() > MAX_DESCRIPTION_BYTES {
-            return Err(refuse(format!(
-                "description is longer than {MAX_DESCRIPTION_BYTES} bytes"
-            )));
+        for tool in entry.tools {
+            let name = tool.descriptor.name.to_string();
+            self.order.push(name.clone());
+            self.tools.insert(name, tool);
         }
-        let input = CompiledSchema::compile_object_schema(&tool.input_schema)
-            .map_err(|e| refuse(format!("input-schema: {e}")))?;
-        let output = tool
-            .output_schema
-            .as_deref()
-            .map(CompiledSchema::compile_object_schema)
-            .transpose()
-            .map_err(|e| refuse(format!("output-schema: {e}")))?;
-        let mut descriptor = rmcp::model::Tool::new(
-            tool.name.clone(),
-            tool.description,
-            Arc::new(input.json.clone()),
-        );
-        if let Some(title) = tool.title {
-            descriptor = descriptor.with_title(title);
-        }
-        if let Some(output) = &output {
-            descriptor = descriptor.with_raw_output_schema(Arc::new(output.json.clone()));
-        }
-        let mirrors_params_in_headers = annotates_header(&input.json);
-        self.order.push(tool.name.clone());
-        self.tools.insert(
-            tool.name,
-            Arc::new(RegisteredTool {
-                plugin: plugin.clone(),
-                descriptor,
-                input,
-                output,
-                scope,
-                mirrors_params_in_headers,
-            }),
-        );
+        self.plugins.push(entry.plugin);
         Ok(())
+    }
+
+    /// The plugin called `name` and its tools, as loaded here.
+    fn entry(&self, name: &PluginName) -> Option<PluginTools> {
+        let plugin = self.plugins.iter().find(|p| &p.name == name)?.clone();
+        let tools = self
+            .tools()
+            .filter(|t| &t.plugin.name == name)
+            .cloned()
+            .collect();
+        Some(PluginTools { plugin, tools })
     }
 
     /// The tool called `name`, if any plugin offers it.
@@ -327,15 +299,9 @@ impl Registry {
         scopes
     }
 
-    /// Every loaded plugin, in load order, each once.
-    pub fn plugins(&self) -> Vec<Arc<LoadedPlugin>> {
-        let mut plugins: Vec<Arc<LoadedPlugin>> = Vec::new();
-        for tool in self.tools() {
-            if !plugins.iter().any(|p| p.name == tool.plugin.name) {
-                plugins.push(tool.plugin.clone());
-            }
-        }
-        plugins
+    /// Every loaded plugin, in load order.
+    pub fn plugins(&self) -> &[Arc<LoadedPlugin>] {
+        &self.plugins
     }
 
     /// The names of `plugin`'s tools, in load order.
@@ -347,50 +313,158 @@ impl Registry {
     }
 }
 
-/// Reads, pins, compiles and pre-links one plugin.
-async fn load_plugin(
-    name: &PluginName,
-    config: &PluginConfig,
-    sandbox: &Sandbox,
-) -> Result<Arc<LoadedPlugin>, LoadError> {
-    let path = &config.path;
-    let read_err = |source| LoadError::Read {
-        plugin: name.clone(),
-        path: path.clone(),
-        source,
-    };
-    let size = tokio::fs::metadata(path).await.map_err(read_err)?.len();
-    if size > MAX_COMPONENT_BYTES {
-        return Err(LoadError::TooLarge {
+/// A plugin's component file, read and checked against its pin.
+struct Component {
+    bytes: Vec<u8>,
+    sha256: [u8; 32],
+}
+
+impl Component {
+    /// Reads `config.path` (bounded in size) and checks it against the pin.
+    async fn read(name: &PluginName, config: &PluginConfig) -> Result<Self, LoadError> {
+        let path = &config.path;
+        let read_err = |source| LoadError::Read {
             plugin: name.clone(),
             path: path.clone(),
-        });
+            source,
+        };
+        let size = tokio::fs::metadata(path).await.map_err(read_err)?.len();
+        if size > MAX_COMPONENT_BYTES {
+            return Err(LoadError::TooLarge {
+                plugin: name.clone(),
+                path: path.clone(),
+            });
+        }
+        let bytes = tokio::fs::read(path).await.map_err(read_err)?;
+        let sha256: [u8; 32] = Sha256::digest(&bytes).into();
+        if let Some(pin) = &config.sha256
+            && sha256 != pin.0
+        {
+            return Err(LoadError::PinMismatch {
+                plugin: name.clone(),
+                path: path.clone(),
+                expected: hex::encode(pin.0),
+                actual: hex::encode(sha256),
+            });
+        }
+        Ok(Self { bytes, sha256 })
     }
-    let bytes = tokio::fs::read(path).await.map_err(read_err)?;
-    let actual: [u8; 32] = Sha256::digest(&bytes).into();
-    if let Some(pin) = &config.sha256
-        && actual != pin.0
-    {
-        return Err(LoadError::PinMismatch {
+}
+
+impl PluginTools {
+    /// Compiles and pre-links a plugin, asks it for its tools and checks them.
+    async fn load(
+        name: &PluginName,
+        config: &PluginConfig,
+        component: Component,
+        sandbox: &Sandbox,
+    ) -> Result<Self, LoadError> {
+        let slot = sandbox.pool().max_memory;
+        if config.limits.memory > slot {
+            const MIB: u64 = 1024 * 1024;
+            return Err(LoadError::MemoryOverPool {
+                plugin: name.clone(),
+                wanted_mib: config.limits.memory.div_ceil(MIB),
+                slot_mib: slot / MIB,
+            });
+        }
+        let sandbox_err = |source| LoadError::Sandbox {
             plugin: name.clone(),
-            path: path.clone(),
-            expected: hex::encode(pin.0),
-            actual: hex::encode(actual),
+            path: config.path.clone(),
+            source,
+        };
+        let compiled = sandbox
+            .compile(component.bytes)
+            .await
+            .map_err(sandbox_err)?;
+        let grants = Arc::new(config.grants(name));
+        let prepared = sandbox.prepare(&compiled, grants).map_err(sandbox_err)?;
+        let plugin = Arc::new(LoadedPlugin {
+            name: name.clone(),
+            sha256: component.sha256,
+            config: config.clone(),
+            prepared,
         });
+        let offered = sandbox
+            .list_tools(&plugin.prepared)
+            .await
+            .map_err(sandbox_err)?;
+        if offered.is_empty() {
+            tracing::warn!(plugin = %name, "plugin offers no tools");
+        }
+        let mut tools = Vec::with_capacity(offered.len());
+        for tool in offered {
+            let scope = config
+                .scopes
+                .get(&tool.name)
+                .or(config.default_scope.as_ref())
+                .cloned();
+            tools.push(Arc::new(register(&plugin, tool, scope)?));
+        }
+        if let Some(unknown) = config
+            .scopes
+            .keys()
+            .find(|scoped| !tools.iter().any(|t| t.descriptor.name == scoped.as_str()))
+        {
+            return Err(LoadError::UnknownScopedTool {
+                plugin: name.clone(),
+                tool: unknown.clone(),
+                offered: tools
+                    .iter()
+                    .map(|t| t.descriptor.name.as_ref())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        Ok(Self { plugin, tools })
     }
-    let sandbox_err = |source| LoadError::Sandbox {
-        plugin: name.clone(),
-        path: path.clone(),
-        source,
+}
+
+/// Checks one tool a plugin offers and compiles its schemas.
+fn register(
+    plugin: &Arc<LoadedPlugin>,
+    tool: WitTool,
+    scope: Option<Scope>,
+) -> Result<RegisteredTool, LoadError> {
+    let refuse = |reason: String| LoadError::Tool {
+        plugin: plugin.name.clone(),
+        tool: tool.name.chars().take(MAX_TOOL_NAME_CHARS + 1).collect(),
+        reason,
     };
-    let component = sandbox.compile(bytes).await.map_err(sandbox_err)?;
-    let grants = Arc::new(config.grants(name));
-    let prepared = sandbox.prepare(&component, grants).map_err(sandbox_err)?;
-    Ok(Arc::new(LoadedPlugin {
-        name: name.clone(),
-        sha256: actual,
-        prepared,
-    }))
+    check_tool_name(&tool.name).map_err(refuse)?;
+    if tool.description.len() > MAX_DESCRIPTION_BYTES {
+        return Err(refuse(format!(
+            "description is longer than {MAX_DESCRIPTION_BYTES} bytes"
+        )));
+    }
+    let input = CompiledSchema::compile_object_schema(&tool.input_schema)
+        .map_err(|e| refuse(format!("input-schema: {e}")))?;
+    let output = tool
+        .output_schema
+        .as_deref()
+        .map(CompiledSchema::compile_object_schema)
+        .transpose()
+        .map_err(|e| refuse(format!("output-schema: {e}")))?;
+    let mut descriptor = rmcp::model::Tool::new(
+        tool.name.clone(),
+        tool.description,
+        Arc::new(input.json.clone()),
+    );
+    if let Some(title) = tool.title {
+        descriptor = descriptor.with_title(title);
+    }
+    if let Some(output) = &output {
+        descriptor = descriptor.with_raw_output_schema(Arc::new(output.json.clone()));
+    }
+    let mirrors_params_in_headers = annotates_header(&input.json);
+    Ok(RegisteredTool {
+        plugin: plugin.clone(),
+        descriptor,
+        input,
+        output,
+        scope,
+        mirrors_params_in_headers,
+    })
 }
 
 fn check_tool_name(name: &str) -> Result<(), String> {
