@@ -11,7 +11,18 @@ const PLUGINS: [&str; 4] = ["weather", "echo", "notes", "fixture"];
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest.ancestors().nth(2).unwrap().to_owned();
-    for watched in ["plugins", "tests/plugins", "wit", "Cargo.lock"] {
+    // The Rust plugins and what they build from (not all of `plugins/`: the Python
+    // and JavaScript plugins keep their tools' installs there).
+    let watched = [
+        "plugins/weather",
+        "plugins/echo",
+        "plugins/notes",
+        "plugins/sdk",
+        "tests/plugins",
+        "wit",
+        "Cargo.lock",
+    ];
+    for watched in watched {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());

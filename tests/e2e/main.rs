@@ -14,6 +14,7 @@ mod limits;
 mod loading;
 mod notes;
 mod oauth;
+mod other_languages;
 mod python_sdk;
 mod rate_limits;
 mod records;
