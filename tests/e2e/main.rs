@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod browser;
 mod config_check;
+mod conformance;
 mod files;
 mod hostile;
 mod limits;
