@@ -4,6 +4,8 @@
 
 use crate::domain::PluginName;
 use crate::sandbox::bindings::exports::mcp::tools::tools::Tool;
+use crate::sandbox::bindings::mcp::tools::types::Annotations;
+use crate::sandbox::contract::Version;
 use crate::sandbox::pool::PoolSize;
 use crate::sandbox::state::Grants;
 use crate::sandbox::{Sandbox, SandboxError};
@@ -40,6 +42,8 @@ pub enum InspectError {
 pub struct Inspection {
     /// SHA-256 of the file, for the config's `sha256` pin.
     pub sha256: String,
+    /// The version of the plugin contract it speaks.
+    pub contract: Version,
     /// Every import the component asks for.
     pub imports: Vec<String>,
     /// The tools it offers.
@@ -75,9 +79,32 @@ pub async fn inspect(path: &Path) -> Result<Inspection, InspectError> {
     let tools = sandbox.list_tools(&prepared).await.map_err(sandbox_err)?;
     Ok(Inspection {
         sha256,
+        contract: prepared.contract(),
         imports,
         tools,
     })
+}
+
+/// A tool's annotations as `read-only, not destructive, ...`, the unset ones left out.
+fn hint_list(hints: &Annotations) -> String {
+    [
+        (hints.read_only, "read-only"),
+        (hints.destructive, "destructive"),
+        (hints.idempotent, "idempotent"),
+        (hints.open_world, "open-world"),
+    ]
+    .iter()
+    .filter_map(|(set, hint)| {
+        set.map(|on| {
+            if on {
+                (*hint).to_owned()
+            } else {
+                format!("not {hint}")
+            }
+        })
+    })
+    .collect::<Vec<_>>()
+    .join(", ")
 }
 
 /// What granting an import means, for the operator reading `plugin inspect`.
@@ -109,6 +136,11 @@ impl Inspection {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "sha256: {}", self.sha256);
+        let contract = match self.contract {
+            Version::Current => "the current version",
+            Version::V0_1 => "an earlier version, still served",
+        };
+        let _ = writeln!(out, "contract: {} ({contract})", self.contract.as_str());
         let _ = writeln!(out, "\nimports ({}):", self.imports.len());
         for import in &self.imports {
             let _ = writeln!(out, "  {import:<45} {}", import_meaning(import));
@@ -120,6 +152,9 @@ impl Inspection {
                 let _ = writeln!(out, "    title: {title}");
             }
             let _ = writeln!(out, "    description: {}", tool.description);
+            if let Some(hints) = &tool.annotations {
+                let _ = writeln!(out, "    annotations: {}", hint_list(hints));
+            }
             for (label, schema) in [
                 ("input-schema", Some(&tool.input_schema)),
                 ("output-schema", tool.output_schema.as_ref()),

@@ -74,6 +74,7 @@ export const tools = {
         description: "Converts a length, mass or temperature from one unit to another.",
         inputSchema: JSON.stringify(INPUT_SCHEMA),
         outputSchema: JSON.stringify(OUTPUT_SCHEMA),
+        annotations: { readOnly: true, destructive: false, idempotent: true, openWorld: false },
       },
     ];
   },

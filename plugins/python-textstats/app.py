@@ -9,6 +9,7 @@ from collections import Counter
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports.types import (
+    Annotations,
     CallError_InvalidArguments,
     CallError_UnknownTool,
     CallResult,
@@ -86,6 +87,9 @@ class Tools(exports.Tools):
                 description="Counts the words, lines and characters of a text and names its most frequent words.",
                 input_schema=json.dumps(INPUT_SCHEMA),
                 output_schema=json.dumps(OUTPUT_SCHEMA),
+                annotations=Annotations(
+                    read_only=True, destructive=False, idempotent=True, open_world=False
+                ),
             )
         ]
 

@@ -1,12 +1,19 @@
 //! Builds the workspace's plugins (`weather`, `echo`, `notes`, and the test plugins
-//! `fixture` and `conformance`) for `wasm32-wasip2` in release mode, in a target folder
+//! `fixture`, `conformance` and `legacy`) for `wasm32-wasip2` in release mode, in a target folder
 //! of their own, and writes their paths into `artifacts.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The plugin packages, as `cargo -p` names them.
-const PLUGINS: [&str; 5] = ["weather", "echo", "notes", "fixture", "conformance"];
+const PLUGINS: [&str; 6] = [
+    "weather",
+    "echo",
+    "notes",
+    "fixture",
+    "conformance",
+    "legacy",
+];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());

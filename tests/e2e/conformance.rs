@@ -1,19 +1,22 @@
 //! The official MCP conformance suite (`@modelcontextprotocol/conformance`, pinned in
 //! tests/typescript) as the referee: its server scenarios run against the host serving
 //! the `conformance` test plugin, which offers the tools they call. Every scenario
-//! listed here must pass; the suite's other tool scenarios need the plugin contract's
-//! next version (audio and embedded resources, logging, progress, sampling, elicitation).
+//! listed here must pass; the suite's other tool scenarios need what the plugin
+//! contract does not offer yet (logging, progress, sampling, elicitation).
 
 use crate::common::{Host, plugin, toml_path, workspace_root};
 use std::process::Command;
 
 /// The scenarios the host passes, each run on its own.
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 11] = [
     "server-initialize",
     "ping",
     "tools-list",
     "tools-call-simple-text",
     "tools-call-image",
+    "tools-call-audio",
+    "tools-call-embedded-resource",
+    "tools-call-mixed-content",
     "tools-call-error",
     "json-schema-2020-12",
     "dns-rebinding-protection",

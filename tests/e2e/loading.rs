@@ -185,8 +185,12 @@ fn inspect_shows_tools_schemas_and_imports() {
     assert!(stdout.contains("get_weather"), "{stdout}");
     assert!(stdout.contains("\"maxLength\": 100"), "{stdout}");
     assert!(stdout.contains("output-schema:"), "{stdout}");
+    assert!(
+        stdout.contains("annotations: read-only, open-world"),
+        "{stdout}"
+    );
     for import in [
-        "mcp:tools/credentials@0.1.0",
+        "mcp:tools/credentials@0.2.0",
         "wasi:http/outgoing-handler@0.2",
     ] {
         assert!(stdout.contains(import), "{import} missing:\n{stdout}");

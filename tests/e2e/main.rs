@@ -9,6 +9,7 @@ mod auth;
 mod browser;
 mod config_check;
 mod conformance;
+mod contract;
 mod files;
 mod hostile;
 mod limits;

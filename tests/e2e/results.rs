@@ -8,7 +8,11 @@ use serde_json::{Value, json};
 
 fn fixture_host() -> Host {
     let tools = json!([
-        {"name": "fixture", "input_schema": {"type": "object"}},
+        {
+            "name": "fixture",
+            "input_schema": {"type": "object"},
+            "annotations": {"read_only": true, "open_world": false}
+        },
         {
             "name": "typed",
             "input_schema": {"type": "object"},
@@ -54,11 +58,14 @@ async fn content_kinds_are_mapped() {
     let result = call(
         &client,
         "fixture",
-        json!({"text": "hello", "image": true, "link": "https://example.com/report"}),
+        json!({
+            "text": "hello", "image": true, "audio": true, "resource_text": "inside",
+            "resource_blob": true, "link": "https://example.com/report"
+        }),
     )
     .await;
     assert_eq!(result.is_error, Some(false));
-    assert_eq!(result.content.len(), 3, "{result:?}");
+    // As the client's SDK reads them, and as MCP's JSON puts them.
     assert_eq!(result.content[0].as_text().unwrap().text, "hello");
     match &result.content[1] {
         ContentBlock::Image(image) => {
@@ -67,10 +74,27 @@ async fn content_kinds_are_mapped() {
         }
         other => panic!("expected an image, got {other:?}"),
     }
-    match &result.content[2] {
-        ContentBlock::ResourceLink(link) => assert_eq!(link.uri, "https://example.com/report"),
-        other => panic!("expected a resource link, got {other:?}"),
-    }
+    let json = serde_json::to_value(&result.content).unwrap();
+    assert_eq!(
+        json.as_array().unwrap()[2..],
+        [
+            json!({"type": "audio", "data": "BAUG", "mimeType": "audio/wav"}),
+            json!({"type": "resource", "resource": {
+                "uri": "fixture://r", "mimeType": "text/plain", "text": "inside"
+            }}),
+            json!({"type": "resource", "resource": {
+                "uri": "fixture://r", "mimeType": "text/plain", "blob": "BwgJ"
+            }}),
+            json!({"type": "resource_link", "uri": "https://example.com/report", "name": "linked"}),
+        ]
+    );
+    // The plugin's tool annotations reach tools/list.
+    let tools = client.list_all_tools().await.unwrap();
+    let annotations = tools[0].annotations.clone().expect("annotations");
+    assert_eq!(annotations.read_only_hint, Some(true));
+    assert_eq!(annotations.open_world_hint, Some(false));
+    assert_eq!(annotations.destructive_hint, None);
+    assert!(tools[1].annotations.is_none(), "{:?}", tools[1]);
     client.cancel().await.ok();
 }
 

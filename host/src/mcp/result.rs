@@ -4,10 +4,10 @@
 //! the pipeline's typed errors meet the wire.
 
 use crate::pipeline::{CallError, ToolOutput};
-use crate::sandbox::bindings::mcp::tools::types::Content;
+use crate::sandbox::bindings::mcp::tools::types::{Content, ResourceBody};
 use base64::Engine as _;
 use rmcp::ErrorData as McpError;
-use rmcp::model::{CallToolResult, ContentBlock, Resource};
+use rmcp::model::{CallToolResult, ContentBlock, Resource, ResourceContents};
 
 /// The answer to a `tools/call`.
 pub fn to_mcp(result: Result<ToolOutput, CallError>) -> Result<CallToolResult, McpError> {
@@ -45,13 +45,35 @@ pub fn to_mcp(result: Result<ToolOutput, CallError>) -> Result<CallToolResult, M
 }
 
 fn content_block(content: Content) -> ContentBlock {
+    let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     match content {
         Content::Text(text) => ContentBlock::text(text),
-        Content::Image(image) => ContentBlock::image(
-            base64::engine::general_purpose::STANDARD.encode(&image.data),
-            image.mime_type,
-        ),
-        Content::ResourceLink(uri) => ContentBlock::resource_link(Resource::new(uri.clone(), uri)),
+        Content::Image(image) => ContentBlock::image(base64(&image.data), image.mime_type),
+        Content::Audio(audio) => ContentBlock::audio(base64(&audio.data), audio.mime_type),
+        Content::EmbeddedResource(resource) => {
+            let (uri, mime_type) = (resource.uri, resource.mime_type);
+            ContentBlock::resource(match resource.body {
+                ResourceBody::Text(text) => ResourceContents::TextResourceContents {
+                    uri,
+                    mime_type,
+                    text,
+                    meta: None,
+                },
+                ResourceBody::Blob(bytes) => ResourceContents::BlobResourceContents {
+                    uri,
+                    mime_type,
+                    blob: base64(&bytes),
+                    meta: None,
+                },
+            })
+        }
+        Content::ResourceLink(link) => {
+            let mut resource = Resource::new(link.uri, link.name);
+            resource.title = link.title;
+            resource.description = link.description;
+            resource.mime_type = link.mime_type;
+            ContentBlock::resource_link(resource)
+        }
     }
 }
 
@@ -59,7 +81,9 @@ fn content_block(content: Content) -> ContentBlock {
 mod tests {
     use super::*;
     use crate::pipeline::output::OutputError;
-    use crate::sandbox::bindings::mcp::tools::types::Image;
+    use crate::sandbox::bindings::mcp::tools::types::{
+        Audio, EmbeddedResource, Image, ResourceLink,
+    };
 
     #[test]
     fn outputs_and_errors_map_to_results() {
@@ -70,7 +94,27 @@ mod tests {
                     mime_type: "image/png".into(),
                     data: vec![1, 2, 3],
                 }),
-                Content::ResourceLink("https://example.com/r".into()),
+                Content::Audio(Audio {
+                    mime_type: "audio/wav".into(),
+                    data: vec![4, 5, 6],
+                }),
+                Content::EmbeddedResource(EmbeddedResource {
+                    uri: "test://text".into(),
+                    mime_type: None,
+                    body: ResourceBody::Text("words".into()),
+                }),
+                Content::EmbeddedResource(EmbeddedResource {
+                    uri: "test://blob".into(),
+                    mime_type: Some("application/octet-stream".into()),
+                    body: ResourceBody::Blob(vec![7, 8, 9]),
+                }),
+                Content::ResourceLink(ResourceLink {
+                    uri: "https://example.com/r".into(),
+                    name: "r".into(),
+                    title: None,
+                    description: Some("a linked thing".into()),
+                    mime_type: Some("text/html".into()),
+                }),
             ],
             structured: Some(serde_json::json!({"n": 1})),
             is_error: false,
@@ -79,6 +123,27 @@ mod tests {
         assert_eq!(mapped.is_error, Some(false));
         assert_eq!(mapped.content[0].as_text().unwrap().text, "hi");
         assert_eq!(mapped.content[1].as_image().unwrap().data, "AQID");
+        // As the client reads them: MCP's JSON for each kind.
+        let json = serde_json::to_value(&mapped.content).unwrap();
+        assert_eq!(
+            json[2],
+            serde_json::json!({"type": "audio", "data": "BAUG", "mimeType": "audio/wav"})
+        );
+        assert_eq!(
+            json[3],
+            serde_json::json!({"type": "resource", "resource": {"uri": "test://text", "text": "words"}})
+        );
+        assert_eq!(
+            json[4],
+            serde_json::json!({"type": "resource", "resource": {
+                "uri": "test://blob", "mimeType": "application/octet-stream", "blob": "BwgJ"
+            }})
+        );
+        assert_eq!(
+            json[5],
+            serde_json::json!({"type": "resource_link", "uri": "https://example.com/r", "name": "r",
+                "description": "a linked thing", "mimeType": "text/html"})
+        );
         assert_eq!(mapped.structured_content, Some(serde_json::json!({"n": 1})));
 
         let refused = to_mcp(Err(CallError::Output(OutputError::MissingStructured))).unwrap();

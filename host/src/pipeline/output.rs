@@ -5,7 +5,7 @@
 use super::ToolOutput;
 use crate::registry::RegisteredTool;
 use crate::sandbox::bindings::exports::mcp::tools::tools::CallResult;
-use crate::sandbox::bindings::mcp::tools::types::Content;
+use crate::sandbox::bindings::mcp::tools::types::{Content, ResourceBody};
 use serde_json::Value;
 use thiserror::Error;
 
@@ -67,8 +67,25 @@ fn result_size(result: &CallResult) -> u64 {
         .content
         .iter()
         .map(|c| match c {
-            Content::Text(text) | Content::ResourceLink(text) => text.len(),
+            Content::Text(text) => text.len(),
             Content::Image(image) => image.data.len() + image.mime_type.len(),
+            Content::Audio(audio) => audio.data.len() + audio.mime_type.len(),
+            Content::EmbeddedResource(resource) => {
+                let body = match &resource.body {
+                    ResourceBody::Text(text) => text.len(),
+                    ResourceBody::Blob(bytes) => bytes.len(),
+                };
+                resource.uri.len() + resource.mime_type.as_ref().map_or(0, String::len) + body
+            }
+            Content::ResourceLink(link) => {
+                let optional = [&link.title, &link.description, &link.mime_type];
+                link.uri.len()
+                    + link.name.len()
+                    + optional
+                        .iter()
+                        .map(|field| field.as_ref().map_or(0, String::len))
+                        .sum::<usize>()
+            }
         })
         .sum();
     (content + result.structured.as_ref().map_or(0, String::len)) as u64

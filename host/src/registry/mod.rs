@@ -456,6 +456,15 @@ fn register(
     if let Some(output) = &output {
         descriptor = descriptor.with_raw_output_schema(Arc::new(output.json.clone()));
     }
+    if let Some(hints) = tool.annotations {
+        descriptor = descriptor.with_annotations(rmcp::model::ToolAnnotations::from_raw(
+            None,
+            hints.read_only,
+            hints.destructive,
+            hints.idempotent,
+            hints.open_world,
+        ));
+    }
     let mirrors_params_in_headers = annotates_header(&input.json);
     Ok(RegisteredTool {
         plugin: plugin.clone(),

@@ -84,6 +84,24 @@ impl CredentialOutcome {
 /// The `types` interface has no functions; the linker still wants it implemented.
 impl super::bindings::mcp::tools::types::Host for CallState {}
 
+/// The same, for plugins of the 0.1.0 contract.
+impl super::bindings::v0_1::mcp::tools::types::Host for CallState {}
+
+/// `credentials.get` for plugins of the 0.1.0 contract: the same rules and record.
+impl super::bindings::v0_1::mcp::tools::credentials::Host for CallState {
+    fn get(
+        &mut self,
+        name: String,
+    ) -> Result<String, super::bindings::v0_1::mcp::tools::credentials::Error> {
+        use super::bindings::v0_1::mcp::tools::credentials::Error as Old;
+        Host::get(self, name).map_err(|error| match error {
+            WitError::NotGranted => Old::NotGranted,
+            WitError::NotFound => Old::NotFound,
+            WitError::Unavailable => Old::Unavailable,
+        })
+    }
+}
+
 /// Names longer than this are cut in the access record: a plugin chooses the name.
 const MAX_RECORDED_NAME: usize = 128;
 

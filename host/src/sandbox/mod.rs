@@ -15,6 +15,7 @@
 
 pub mod artifacts;
 pub mod bindings;
+pub mod contract;
 pub mod credentials;
 pub mod denials;
 pub mod env;
@@ -28,14 +29,13 @@ pub mod stdio;
 
 use crate::secrets::sources::CredentialSource;
 use bindings::exports::mcp::tools::tools::{CallError, CallResult, Tool};
-use bindings::{Plugin, PluginPre};
 use credentials::CredentialUse;
 use fs::OpenedDirs;
 use pool::PoolSize;
 use state::{CallState, Grants};
 use std::sync::Arc;
 use thiserror::Error;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
 };
@@ -123,7 +123,7 @@ impl SandboxError {
 
 /// A plugin ready to run: pre-linked, with the grants every call of it gets.
 pub struct PreparedPlugin {
-    pre: PluginPre<CallState>,
+    pre: contract::Prepared,
     grants: Arc<Grants>,
     /// The granted directories, opened once here and shared by every call.
     dirs: OpenedDirs,
@@ -133,6 +133,11 @@ impl PreparedPlugin {
     /// What the plugin was granted.
     pub fn grants(&self) -> &Grants {
         &self.grants
+    }
+
+    /// The contract version the plugin speaks.
+    pub fn contract(&self) -> contract::Version {
+        self.pre.version()
     }
 }
 
@@ -185,7 +190,7 @@ impl Sandbox {
         fs::host::add_to_linker(&mut linker).map_err(engine_err)?;
         sockets::add_to_linker(&mut linker).map_err(engine_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_err)?;
-        Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(engine_err)?;
+        contract::add_to_linker(&mut linker).map_err(engine_err)?;
         Ok(Self {
             engine,
             load: Arc::default(),
@@ -235,7 +240,12 @@ impl Sandbox {
             .linker
             .instantiate_pre(component)
             .map_err(|e| SandboxError::Link(format!("{e:#}")))?;
-        let pre = PluginPre::new(instance_pre).map_err(|e| SandboxError::Link(format!("{e:#}")))?;
+        let exports = component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let pre = contract::Prepared::new(instance_pre, exports).map_err(SandboxError::Link)?;
         Ok(PreparedPlugin { pre, grants, dirs })
     }
 
@@ -245,7 +255,7 @@ impl Sandbox {
     async fn instantiate(
         &self,
         plugin: &PreparedPlugin,
-    ) -> Result<(Store<CallState>, Plugin), SandboxError> {
+    ) -> Result<(Store<CallState>, contract::Instance), SandboxError> {
         let state = CallState::new(
             plugin.grants.clone(),
             plugin.dirs.clone(),
@@ -271,14 +281,13 @@ impl Sandbox {
                 };
             Ok(wasmtime::UpdateDeadline::YieldCustom(1, pause))
         });
-        let instance = plugin
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| match SandboxError::from_trap(e) {
-                SandboxError::Trap(message) => SandboxError::Instantiate(message),
-                other => other,
-            })?;
+        let instance =
+            plugin.pre.instantiate(&mut store).await.map_err(
+                |e| match SandboxError::from_trap(e) {
+                    SandboxError::Trap(message) => SandboxError::Instantiate(message),
+                    other => other,
+                },
+            )?;
         Ok((store, instance))
     }
 
@@ -288,8 +297,7 @@ impl Sandbox {
         let listing = async {
             let (mut store, instance) = self.instantiate(plugin).await?;
             instance
-                .mcp_tools_tools()
-                .call_list_tools(&mut store)
+                .list_tools(&mut store)
                 .await
                 .map_err(SandboxError::from_trap)
         };
@@ -311,8 +319,7 @@ impl Sandbox {
         let call = async {
             let (mut store, instance) = self.instantiate(plugin).await?;
             let outcome = instance
-                .mcp_tools_tools()
-                .call_call_tool(&mut store, tool, arguments)
+                .call_tool(&mut store, tool, arguments)
                 .await
                 .map_err(SandboxError::from_trap);
             credential_uses = std::mem::take(&mut store.data_mut().credential_uses);

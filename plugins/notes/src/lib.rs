@@ -3,7 +3,7 @@
 //! on any machine; it shows the filesystem capability (each note is one file, created
 //! with `create_new` so two calls at once never write the same one).
 
-use mcp_wasm_sdk::{Error, JsonSchema, Plugin, Structured, Tool};
+use mcp_wasm_sdk::{Annotations, Error, JsonSchema, Plugin, Structured, Tool};
 use serde::{Deserialize, Serialize};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -166,20 +166,35 @@ struct NotesPlugin;
 
 impl Plugin for NotesPlugin {
     fn tools() -> Vec<Tool> {
+        // Notes are the plugin's own closed world; listing and searching change nothing.
+        let reads = Annotations {
+            read_only: Some(true),
+            open_world: Some(false),
+            ..Annotations::none()
+        };
         vec![
-            Tool::new("add_note", "Saves a note with a title.", add_note).title("Add a note"),
+            Tool::new("add_note", "Saves a note with a title.", add_note)
+                .title("Add a note")
+                .annotations(Annotations {
+                    read_only: Some(false),
+                    destructive: Some(false),
+                    idempotent: Some(false),
+                    open_world: Some(false),
+                }),
             Tool::structured(
                 "list_notes",
                 "Lists every note by number and title.",
                 list_notes,
             )
-            .title("List notes"),
+            .title("List notes")
+            .annotations(reads),
             Tool::structured(
                 "search_notes",
                 "Finds the notes whose title or text contains the query (case-insensitive).",
                 search_notes,
             )
-            .title("Search notes"),
+            .title("Search notes")
+            .annotations(reads),
         ]
     }
 }

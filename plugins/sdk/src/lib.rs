@@ -54,7 +54,21 @@ pub mod bindings {
     });
 }
 
-pub use bindings::mcp::tools::types::{CallResult, Content, Image};
+pub use bindings::mcp::tools::types::{
+    Annotations, Audio, CallResult, Content, EmbeddedResource, Image, ResourceBody, ResourceLink,
+};
+
+impl Annotations {
+    /// No hints at all (start from this and set the ones that apply).
+    pub fn none() -> Self {
+        Self {
+            read_only: None,
+            destructive: None,
+            idempotent: None,
+            open_world: None,
+        }
+    }
+}
 
 /// Why a call did not produce a result.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! types, and its handler behind one signature (JSON text in, a WIT result out).
 
 use crate::Error;
-use crate::bindings::mcp::tools::types::{self as wit, CallResult, Content};
+use crate::bindings::mcp::tools::types::{self as wit, Annotations, CallResult, Content};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -16,6 +16,7 @@ pub struct Tool {
     description: &'static str,
     input_schema: fn() -> String,
     output_schema: Option<fn() -> String>,
+    annotations: Option<Annotations>,
     handler: Handler,
 }
 
@@ -77,6 +78,7 @@ impl Tool {
             description,
             input_schema: schema_of::<A>,
             output_schema: None,
+            annotations: None,
             handler: Box::new(move |arguments| {
                 finish(
                     parse(arguments)
@@ -104,6 +106,7 @@ impl Tool {
             description,
             input_schema: schema_of::<A>,
             output_schema: Some(schema_of::<O>),
+            annotations: None,
             handler: Box::new(move |arguments| {
                 let result = parse(arguments).and_then(handler).and_then(|out| {
                     let value = serde_json::to_string(&out.value).map_err(|e| {
@@ -122,6 +125,13 @@ impl Tool {
         self
     }
 
+    /// Hints for clients about what the tool does (MCP's tool annotations; not
+    /// enforced): e.g. `Annotations { read_only: Some(true), ..Annotations::none() }`.
+    pub fn annotations(mut self, annotations: Annotations) -> Self {
+        self.annotations = Some(annotations);
+        self
+    }
+
     /// The tool as `list-tools` describes it.
     fn describe(&self) -> wit::Tool {
         wit::Tool {
@@ -130,6 +140,7 @@ impl Tool {
             description: self.description.to_owned(),
             input_schema: (self.input_schema)(),
             output_schema: self.output_schema.map(|schema| schema()),
+            annotations: self.annotations,
         }
     }
 }

@@ -10,7 +10,7 @@
 
 mod forecast;
 
-use mcp_wasm_sdk::{Plugin, Tool};
+use mcp_wasm_sdk::{Annotations, Plugin, Tool};
 
 struct Weather;
 
@@ -24,7 +24,12 @@ impl Plugin for Weather {
                  mph).",
                 forecast::get_weather,
             )
-            .title("Current weather"),
+            .title("Current weather")
+            .annotations(Annotations {
+                read_only: Some(true),
+                open_world: Some(true),
+                ..Annotations::none()
+            }),
         ]
     }
 }

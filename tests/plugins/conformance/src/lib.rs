@@ -1,7 +1,9 @@
 //! The tools the official MCP conformance suite (`@modelcontextprotocol/conformance`)
 //! calls in its server scenarios, each answering what its scenario expects.
 
-use mcp_wasm_sdk::{Content, Error, Image, JsonSchema, Plugin, Tool};
+use mcp_wasm_sdk::{
+    Audio, Content, EmbeddedResource, Error, Image, JsonSchema, Plugin, ResourceBody, Tool,
+};
 use serde::Deserialize;
 
 /// A tool that takes no arguments.
@@ -27,6 +29,65 @@ fn image_content(_: NoArguments) -> Result<Vec<Content>, Error> {
         mime_type: "image/png".into(),
         data: RED_PIXEL_PNG.to_vec(),
     })])
+}
+
+/// A tenth of a second of silence: 8-bit mono PCM at 8 kHz, as WAV.
+fn silent_wav() -> Vec<u8> {
+    const RATE: u32 = 8000;
+    let samples = vec![0x80u8; (RATE / 10) as usize];
+    let mut wav = Vec::with_capacity(44 + samples.len());
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + samples.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes()); // format chunk size
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&RATE.to_le_bytes());
+    wav.extend_from_slice(&RATE.to_le_bytes()); // bytes per second
+    wav.extend_from_slice(&1u16.to_le_bytes()); // block align
+    wav.extend_from_slice(&8u16.to_le_bytes()); // bits per sample
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(samples.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&samples);
+    wav
+}
+
+fn audio_content(_: NoArguments) -> Result<Vec<Content>, Error> {
+    Ok(vec![Content::Audio(Audio {
+        mime_type: "audio/wav".into(),
+        data: silent_wav(),
+    })])
+}
+
+fn text_resource(uri: &str, mime_type: &str, text: &str) -> Content {
+    Content::EmbeddedResource(EmbeddedResource {
+        uri: uri.into(),
+        mime_type: Some(mime_type.into()),
+        body: ResourceBody::Text(text.into()),
+    })
+}
+
+fn embedded_resource(_: NoArguments) -> Result<Vec<Content>, Error> {
+    Ok(vec![text_resource(
+        "test://embedded-resource",
+        "text/plain",
+        "This is an embedded resource content.",
+    )])
+}
+
+fn multiple_content_types(_: NoArguments) -> Result<Vec<Content>, Error> {
+    Ok(vec![
+        Content::Text("Multiple content types test:".into()),
+        Content::Image(Image {
+            mime_type: "image/png".into(),
+            data: RED_PIXEL_PNG.to_vec(),
+        }),
+        text_resource(
+            "test://mixed-content-resource",
+            "application/json",
+            r#"{"test":"data","value":123}"#,
+        ),
+    ])
 }
 
 fn error_handling(_: NoArguments) -> Result<String, Error> {
@@ -71,6 +132,21 @@ impl Plugin for Conformance {
                 "test_image_content",
                 "Returns a 1x1 red PNG image.",
                 image_content,
+            ),
+            Tool::new(
+                "test_audio_content",
+                "Returns a short silent WAV clip.",
+                audio_content,
+            ),
+            Tool::new(
+                "test_embedded_resource",
+                "Returns an embedded text resource.",
+                embedded_resource,
+            ),
+            Tool::new(
+                "test_multiple_content_types",
+                "Returns text, an image and an embedded resource.",
+                multiple_content_types,
             ),
             Tool::new(
                 "test_error_handling",
