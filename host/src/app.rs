@@ -10,7 +10,7 @@ use crate::mcp::McpHandler;
 use crate::pipeline::Pipeline;
 use crate::ratelimit::{AddressLimits, ToolLimiter};
 use crate::registry::{LoadError, Registry};
-use crate::reload::Reloader;
+use crate::reload::{Hangups, Reloader};
 use crate::sandbox::artifacts::ArtifactCache;
 use crate::sandbox::{Sandbox, SandboxError, pool};
 use crate::secrets::sources::{self, CredentialSetupError, load_kek};
@@ -72,6 +72,8 @@ pub enum AppError {
 /// The host, built and ready to serve.
 pub struct App {
     config: Config,
+    /// SIGHUP, caught from the start (reloads once serving).
+    hangups: Option<Hangups>,
     pipeline: Arc<Pipeline>,
     sandbox: Arc<Sandbox>,
     audit: Arc<Audit>,
@@ -80,6 +82,8 @@ pub struct App {
 impl App {
     /// Builds everything the config asks for; the first problem stops the start.
     pub async fn build(config: Config) -> Result<Self, AppError> {
+        // Before the slow part: a SIGHUP while plugins compile must not end the process.
+        let hangups = Some(Hangups::listen());
         let audit = Arc::new(Audit::start(&config.audit)?);
         if !audit.is_on() {
             tracing::warn!(
@@ -121,6 +125,7 @@ impl App {
         ));
         Ok(Self {
             config,
+            hangups,
             pipeline,
             sandbox,
             audit,
@@ -129,8 +134,8 @@ impl App {
 
     /// Reloads the plugins on SIGHUP and when their files change, until `shutdown`
     /// (when the config was read from a file).
-    fn start_reloading(&self, shutdown: CancellationToken) {
-        let Some(path) = self.config.source.clone() else {
+    fn start_reloading(&mut self, shutdown: CancellationToken) {
+        let (Some(path), Some(hangups)) = (self.config.source.clone(), self.hangups.take()) else {
             return;
         };
         let files = self
@@ -141,16 +146,17 @@ impl App {
             .collect();
         Reloader::new(
             path,
+            self.config.source_text.clone(),
             self.pipeline.clone(),
             self.sandbox.clone(),
             self.audit.clone(),
         )
-        .start(self.config.reload.watch, files, shutdown);
+        .start(hangups, self.config.reload.watch, files, shutdown);
     }
 
     /// Serves MCP at `/mcp` until Ctrl-C or SIGTERM, then drains requests in flight
     /// for at most [`DRAIN_TIMEOUT`]. The one line on stdout names the bound address.
-    pub async fn serve_http(self) -> Result<(), AppError> {
+    pub async fn serve_http(mut self) -> Result<(), AppError> {
         let shutdown = CancellationToken::new();
         let tls = match &self.config.server.tls {
             Some(config) => Some(Tls::start(config, shutdown.clone())?),
@@ -266,7 +272,7 @@ impl App {
 
     /// Serves MCP over stdin and stdout until stdin closes (or Ctrl-C / SIGTERM).
     /// Nothing but MCP messages is written to stdout; the log goes to stderr.
-    pub async fn serve_stdio(self) -> Result<(), AppError> {
+    pub async fn serve_stdio(mut self) -> Result<(), AppError> {
         use rmcp::ServiceExt;
         let shutdown = CancellationToken::new();
         self.start_reloading(shutdown.clone());

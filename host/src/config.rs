@@ -92,6 +92,9 @@ pub struct Config {
     /// The file this config was read from (none when parsed from text).
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// The text it was parsed from, as read (a reload compares against it).
+    #[serde(skip)]
+    pub source_text: String,
 }
 
 impl Config {
@@ -121,6 +124,7 @@ impl Config {
             },
         })?;
         config.source = Some(path.to_owned());
+        config.source_text = text;
         Ok(config)
     }
 

@@ -47,7 +47,10 @@ fn the_conformance_suite_passes_its_tool_scenarios() {
         let report = String::from_utf8_lossy(&run.stdout).into_owned()
             + &String::from_utf8_lossy(&run.stderr);
         // Each scenario ends with its tally; a scenario that ran no check proves nothing.
-        let passed = run.status.success() && report.contains(" 0 failed");
+        let passed = run.status.success()
+            && tally(&report).is_some_and(|(passed, total, failed, warnings)| {
+                total > 0 && passed == total && failed == 0 && warnings == 0
+            });
         if !passed {
             failed.push(format!("{scenario} ({}):\n{report}", run.status));
         }
@@ -60,4 +63,35 @@ fn the_conformance_suite_passes_its_tool_scenarios() {
         failed.join("\n"),
         host.log()
     );
+}
+
+/// The numbers of a scenario's last line `Passed: P/T, F failed, W warnings`.
+fn tally(report: &str) -> Option<(u32, u32, u32, u32)> {
+    let line = report.lines().rev().find(|l| l.starts_with("Passed: "))?;
+    let numbers: Vec<u32> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|part| !part.is_empty())
+        .map(|n| n.parse().ok())
+        .collect::<Option<_>>()?;
+    match numbers[..] {
+        [passed, total, failed, warnings] => Some((passed, total, failed, warnings)),
+        _ => None,
+    }
+}
+
+#[test]
+fn the_tally_is_read_in_full() {
+    assert_eq!(
+        tally("x\nPassed: 4/4, 0 failed, 0 warnings\n"),
+        Some((4, 4, 0, 0))
+    );
+    assert_eq!(
+        tally("Passed: 0/0, 0 failed, 0 warnings"),
+        Some((0, 0, 0, 0))
+    );
+    assert_eq!(
+        tally("Passed: 3/4, 1 failed, 2 warnings"),
+        Some((3, 4, 1, 2))
+    );
+    assert_eq!(tally("no tally"), None);
 }

@@ -83,6 +83,33 @@ async fn answer(host: &Host, tool: &str, arguments: Value) -> Value {
         .expect("a JSON answer")
 }
 
+/// Waits until a call of `plugin` is running (the host's instance gauge says so).
+async fn wait_until_running(host: &Host, plugin: &str) {
+    let sample = format!("mcp_instances_in_use{{plugin=\"{plugin}\"}} ");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let metrics = reqwest::get(format!("http://{}/metrics", host.addr))
+            .await
+            .expect("/metrics answers")
+            .text()
+            .await
+            .unwrap_or_default();
+        let running = metrics.lines().any(|line| {
+            line.strip_prefix(&sample)
+                .and_then(|value| value.trim().parse::<f64>().ok())
+                .is_some_and(|value| value >= 1.0)
+        });
+        if running {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no call of {plugin} started:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The audit records of `path`, in order.
 fn audit_records(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -118,11 +145,13 @@ async fn calls_in_flight_finish_while_the_plugins_reload() {
         &[],
     );
 
-    // A call that is still running when its plugin is removed.
+    // A call that is still running when its plugin is removed (5 s: the default
+    // limit is 10 s).
     let url = host.mcp_url();
     let slow = tokio::spawn(async move {
-        stateless_result(&url, "slow", json!({"sleep_ms": 3000, "echo": "done"})).await
+        stateless_result(&url, "slow", json!({"sleep_ms": 5000, "echo": "done"})).await
     });
+    wait_until_running(&host, "fixture").await;
     // Clients calling all along.
     let stop = Arc::new(AtomicBool::new(false));
     let (calls, failures) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -157,6 +186,7 @@ async fn calls_in_flight_finish_while_the_plugins_reload() {
     let mark = host.log_mark();
     replace_config(&host, &config(&echo_path, None, &audit));
     reloaded_since(&host, mark);
+    assert!(!slow.is_finished(), "the slow call spans the reload");
     let gone = answer(&host, "slow", json!({})).await;
     assert!(
         gone["error"]["message"]
@@ -398,4 +428,61 @@ async fn without_watching_only_sighup_reloads() {
     reloaded_since(&host, mark);
     let new = stateless_result(&host.mcp_url(), "new", json!({})).await;
     assert_ne!(new["isError"], true, "{new}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_and_config_changes_while_starting_are_not_lost() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let path = dir.path().join("host.toml");
+    // No compiled-plugin cache: loading takes long enough to act during it.
+    let uncached = |tools: &[&str]| {
+        with_auth(&format!(
+            "[cache]\nenabled = false\n{}",
+            config(&plugin("echo"), Some(fixture_tools(tools)), &audit)
+        ))
+    };
+    std::fs::write(&path, uncached(&["before"])).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-wasm-host"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    std::fs::write(&path, uncached(&["after"])).unwrap();
+
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = lines.next().and_then(Result::ok).unwrap_or_default();
+    let status = child.try_wait().unwrap();
+    assert!(
+        status.is_none(),
+        "the host ended ({status:?}) instead of serving"
+    );
+    let url = listening
+        .strip_prefix("mcp-wasm-host listening on ")
+        .unwrap_or_else(|| panic!("no address line: {listening:?}"))
+        .to_owned();
+    // The config written while it started is served without another signal.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let answer = stateless_call(&reqwest::Client::new(), &url, "after", json!({}))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        if answer["result"]["isError"] == false {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{answer}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -9,6 +9,9 @@ use rmcp::service::{Peer, SubscriptionContext};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
+/// How long one session may take to accept a notification.
+const TELL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The sessions to tell, kept while their transport is open.
 #[derive(Default)]
 pub struct Sessions {
@@ -51,11 +54,17 @@ impl Sessions {
             sessions = peers.len(),
             "telling sessions the tool list changed"
         );
-        for peer in peers {
-            if let Err(error) = peer.notify_tool_list_changed().await {
-                tracing::debug!(%error, "a session could not be told the tool list changed");
+        // All at once, each bounded: a client that stopped reading delays no one else.
+        let told = peers.iter().map(|peer| async move {
+            match tokio::time::timeout(TELL_TIMEOUT, peer.notify_tool_list_changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "a session could not be told the tool list changed");
+                }
+                Err(_) => tracing::debug!("a session was not told the tool list changed in time"),
             }
-        }
+        });
+        futures::future::join_all(told).await;
     }
 }
 

@@ -74,6 +74,16 @@ impl PluginConfig {
         Ok(())
     }
 
+    /// Whether `other` grants exactly what this table grants (the environment,
+    /// credentials, hosts, limits and directories).
+    pub fn same_grants(&self, other: &PluginConfig) -> bool {
+        self.env == other.env
+            && self.credentials == other.credentials
+            && self.allowed_outbound_hosts == other.allowed_outbound_hosts
+            && self.limits == other.limits
+            && self.file_grants == other.file_grants
+    }
+
     /// What this plugin is granted, as the sandbox takes it.
     pub fn grants(&self, plugin: &PluginName) -> Grants {
         Grants {
@@ -268,6 +278,16 @@ impl Registry {
         }
         self.plugins.push(entry.plugin);
         Ok(())
+    }
+
+    /// Puts the plugins, and so `tools/list`, in `order` (each plugin's tools keep
+    /// their own order).
+    fn sort_like(&mut self, order: &[&PluginName]) {
+        let rank = |plugin: &PluginName| order.iter().position(|o| *o == plugin);
+        self.plugins.sort_by_key(|p| rank(&p.name));
+        let tools = &self.tools;
+        self.order
+            .sort_by_key(|tool| tools.get(tool).map(|t| rank(&t.plugin.name)));
     }
 
     /// The plugin called `name` and its tools, as loaded here.

@@ -58,19 +58,29 @@ impl Registry {
         plugins: &BTreeMap<PluginName, PluginConfig>,
         sandbox: &Sandbox,
     ) -> Rebuilt {
-        let mut registry = Self::default();
-        let mut changes = Vec::with_capacity(plugins.len());
+        let mut loaded = Vec::with_capacity(plugins.len());
         for (name, config) in plugins {
             let previous = self.entry(name);
-            let change = match load_unless_unchanged(name, config, previous.as_ref(), sandbox).await
-            {
-                Ok((entry, change)) => registry.insert(entry).map(|()| change),
-                Err(error) => Err(error),
-            };
+            let outcome = load_unless_unchanged(name, config, previous.as_ref(), sandbox).await;
+            loaded.push((name, config, previous, outcome));
+        }
+        // What serves already is registered first: a new or changed plugin whose tool
+        // name is taken cannot push out a plugin nobody touched.
+        let unchanged_first = |(_, _, _, outcome): &(_, _, _, Result<(_, Change), _>)| {
+            !matches!(outcome, Ok((_, Change::Unchanged)))
+        };
+        loaded.sort_by_key(unchanged_first);
+        let mut registry = Self::default();
+        let mut changes = Vec::with_capacity(plugins.len());
+        for (name, config, previous, outcome) in loaded {
+            let change =
+                outcome.and_then(|(entry, change)| registry.insert(entry).map(|()| change));
             let change = change.unwrap_or_else(|error| {
-                // The previous version keeps serving, unless its own tools now clash
-                // with a plugin loaded before it.
-                let kept_previous = previous.is_some_and(|kept| registry.insert(kept).is_ok());
+                // The previous version keeps serving if the operator changed nothing it
+                // runs under, and its tools do not clash with one registered before.
+                let kept_previous = previous
+                    .filter(|previous| may_keep(previous, config))
+                    .is_some_and(|kept| registry.insert(kept).is_ok());
                 Change::Failed {
                     error,
                     kept_previous,
@@ -78,6 +88,9 @@ impl Registry {
             });
             changes.push((name.clone(), change));
         }
+        let order: Vec<&PluginName> = plugins.keys().collect();
+        registry.sort_like(&order);
+        changes.sort_by_key(|(name, _)| order.iter().position(|o| *o == name));
         for plugin in &self.plugins {
             if !plugins.contains_key(&plugin.name) {
                 changes.push((plugin.name.clone(), Change::Removed));
@@ -85,6 +98,18 @@ impl Registry {
         }
         Rebuilt { registry, changes }
     }
+}
+
+/// Whether `previous` may keep serving under `config` when its new version failed:
+/// only if its grants are the same and the file it runs satisfies the pin. A table
+/// that narrows a grant or pins another file must not leave the old one running.
+fn may_keep(previous: &PluginTools, config: &PluginConfig) -> bool {
+    let old = &previous.plugin.config;
+    old.same_grants(config)
+        && config
+            .sha256
+            .as_ref()
+            .is_none_or(|pin| pin.0 == previous.plugin.sha256)
 }
 
 /// The plugin as loaded before, when `previous` was loaded from this very table and
@@ -247,5 +272,40 @@ mod tests {
             "{error}"
         );
         assert_eq!(tools(&clash.registry), ["echo"]);
+
+        // The same clash from a plugin whose name sorts first: the plugin already
+        // serving the name keeps it.
+        let text = format!(
+            "[aaa]\npath = {:?}\nenv = {{ FIXTURE_TOOLS = {:?} }}\n[echo]\npath = {echo:?}\n",
+            test_artifacts::plugin("fixture"),
+            r#"[{"name": "echo", "input_schema": {"type": "object"}}]"#,
+        );
+        let first_by_name = removed
+            .registry
+            .rebuild(&toml::from_str(&text).unwrap(), &sandbox)
+            .await;
+        assert_eq!(
+            changes(&first_by_name),
+            [("aaa".into(), "failed"), ("echo".into(), "unchanged")]
+        );
+        assert!(same_plugin(
+            &removed.registry,
+            &first_by_name.registry,
+            "echo"
+        ));
+
+        // A failing new version under narrower grants does not leave the old one
+        // running with the wider ones.
+        let narrowed =
+            "[echo]\npath = \"/nonexistent/echo.wasm\"\nlimits = { memory = \"32MiB\" }\n";
+        let dropped = removed
+            .registry
+            .rebuild(&toml::from_str(narrowed).unwrap(), &sandbox)
+            .await;
+        let Change::Failed { kept_previous, .. } = &dropped.changes[0].1 else {
+            panic!("{:?}", dropped.changes)
+        };
+        assert!(!kept_previous, "its grants changed");
+        assert!(tools(&dropped.registry).is_empty());
     }
 }

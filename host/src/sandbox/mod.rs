@@ -201,6 +201,11 @@ impl Sandbox {
         })
     }
 
+    /// Where the `credentials` import reads values (fixed at start).
+    pub fn credentials(&self) -> &Arc<dyn CredentialSource> {
+        &self.credentials
+    }
+
     /// How the instance pool was sized: a plugin needing larger slots cannot be
     /// loaded until the host restarts.
     pub fn pool(&self) -> PoolSize {
