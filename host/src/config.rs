@@ -259,6 +259,8 @@ mod tests {
                 "`*`",
             ),
             ("[server]\nlisten = \"nonsense\"\n", "listen"),
+            ("[reload]\nwatch = \"yes\"\n", "watch"),
+            ("[reload]\nwatched = true\n", "watched"),
         ] {
             let err = parse(text).unwrap_err();
             assert!(err.contains(needle), "{text:?} gave {err}");

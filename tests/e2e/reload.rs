@@ -5,7 +5,9 @@
 //! hear that the tools changed.
 
 use crate::common::host::with_auth;
-use crate::common::{Host, plugin, stateless_call, stateless_result, toml_path, toml_str};
+use crate::common::{
+    Host, plugin, stateless_call, stateless_result, toml_path, toml_str, tool_names,
+};
 use rmcp::model::{ProtocolVersion, ServerNotification, SubscriptionFilter};
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt, NotificationContext};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
@@ -382,22 +384,8 @@ async fn connected_clients_hear_that_the_tools_changed() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(hearing.try_recv().is_err(), "one announcement per change");
 
-    let tools: Vec<String> = session
-        .list_all_tools()
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t.name.to_string())
-        .collect();
-    assert_eq!(tools, ["echo", "first"]);
-    let tools: Vec<String> = stateless
-        .list_all_tools()
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t.name.to_string())
-        .collect();
-    assert_eq!(tools, ["echo", "first"]);
+    assert_eq!(tool_names(&session).await, ["echo", "first"]);
+    assert_eq!(tool_names(&stateless).await, ["echo", "first"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

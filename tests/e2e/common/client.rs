@@ -21,7 +21,7 @@ pub async fn connect_with_token(url: &str, token: &str) -> Client {
 }
 
 /// The names `tools/list` shows `client`, in order.
-pub async fn tool_names(client: &Client) -> Vec<String> {
+pub async fn tool_names(client: &rmcp::Peer<rmcp::RoleClient>) -> Vec<String> {
     client
         .list_all_tools()
         .await
