@@ -62,7 +62,7 @@ fn sandbox(c: &mut Criterion) {
     let echo = prepare("echo");
     let arguments = json!({"message": "hello"}).to_string();
     let answer = runtime
-        .block_on(sandbox.call_tool(&echo, "echo", &arguments))
+        .block_on(sandbox.call_tool(&echo, "echo", &arguments, None))
         .outcome
         .unwrap()
         .unwrap();
@@ -71,7 +71,7 @@ fn sandbox(c: &mut Criterion) {
         b.to_async(&runtime).iter(|| async {
             black_box(
                 sandbox
-                    .call_tool(&echo, "echo", &arguments)
+                    .call_tool(&echo, "echo", &arguments, None)
                     .await
                     .outcome
                     .unwrap(),
@@ -184,6 +184,8 @@ fn audit(c: &mut Criterion) {
         caller: Caller::Anonymous,
         peer: Some("127.0.0.1:40000".parse().unwrap()),
         transport: Transport::Http,
+        client: None,
+        cancelled: Default::default(),
     };
     let trace = Trace::default();
     let result = Ok(ToolOutput {

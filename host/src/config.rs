@@ -145,7 +145,7 @@ impl Config {
                 let longest = self
                     .plugins
                     .values()
-                    .map(|p| p.limits.timeout)
+                    .map(crate::registry::PluginConfig::longest_call)
                     .max()
                     .unwrap_or(crate::sandbox::limits::DEFAULT_TIMEOUT);
                 longest + crate::server::REQUEST_TIMEOUT_MARGIN
@@ -175,12 +175,22 @@ impl Config {
             && let Some((name, plugin)) = config
                 .plugins
                 .iter()
-                .find(|(_, p)| p.limits.timeout >= timeout.0)
+                .find(|(_, p)| p.longest_call() >= timeout.0)
         {
+            let longest = if plugin.client_features.is_empty() {
+                format!(
+                    "limits.timeout = \"{}\"",
+                    crate::domain::HumanDuration(plugin.limits.timeout)
+                )
+            } else {
+                format!(
+                    "limits.timeout + limits.client_wait = \"{}\"",
+                    crate::domain::HumanDuration(plugin.longest_call())
+                )
+            };
             return Err(Problem::Invalid(format!(
                 "[server] request_timeout = \"{timeout}\" is not longer than \
-                 [plugins.{name}] limits.timeout = \"{}\": its calls would be cut off",
-                crate::domain::HumanDuration(plugin.limits.timeout)
+                 [plugins.{name}] {longest}: its calls would be cut off"
             )));
         }
         for (name, plugin) in config.plugins.iter_mut() {

@@ -8,17 +8,24 @@ use crate::common::{Host, plugin, toml_path, workspace_root};
 use std::process::Command;
 
 /// The scenarios the host passes, each run on its own.
-const SCENARIOS: [&str; 11] = [
+const SCENARIOS: [&str; 18] = [
     "server-initialize",
     "ping",
+    "logging-set-level",
     "tools-list",
     "tools-call-simple-text",
     "tools-call-image",
     "tools-call-audio",
     "tools-call-embedded-resource",
     "tools-call-mixed-content",
+    "tools-call-with-logging",
     "tools-call-error",
+    "tools-call-with-progress",
+    "tools-call-sampling",
+    "tools-call-elicitation",
     "json-schema-2020-12",
+    "elicitation-sep1034-defaults",
+    "elicitation-sep1330-enums",
     "dns-rebinding-protection",
 ];
 
@@ -26,7 +33,8 @@ const SCENARIOS: [&str; 11] = [
 fn the_conformance_suite_passes_its_tool_scenarios() {
     let host = Host::start(
         &format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[plugins.conformance]\npath = {}\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\n[plugins.conformance]\npath = {}\n\
+             client_features = [\"sampling\", \"elicitation\"]\n",
             toml_path(&plugin("conformance"))
         ),
         &[],

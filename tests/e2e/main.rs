@@ -7,6 +7,7 @@ mod common;
 mod audit;
 mod auth;
 mod browser;
+mod client_features;
 mod config_check;
 mod conformance;
 mod contract;

@@ -63,6 +63,10 @@ pub struct Record {
     /// Credentials the plugin asked for, by name and outcome (never values).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Vec<String>>,
+    /// What the plugin asked of the client, by feature and outcome
+    /// (`sampling:answered`, `elicitation:declined`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_requests: Option<Vec<String>>,
     /// The arguments: their digest, or themselves with secret-looking keys redacted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arguments: Option<Value>,

@@ -37,5 +37,7 @@ pub fn http_context(headers: &http::HeaderMap, extensions: &http::Extensions) ->
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| *addr),
         transport: Transport::Http,
+        client: None,
+        cancelled: tokio_util::sync::CancellationToken::new(),
     }
 }

@@ -46,7 +46,8 @@ pub async fn serve(State(handler): State<McpHandler>, request: Request, next: Ne
     };
     match admit(&handler, &parts.headers, &bytes) {
         Some((id, params)) => {
-            let ctx = http_context(&parts.headers, &parts.extensions);
+            let mut ctx = http_context(&parts.headers, &parts.extensions);
+            ctx.client = Some(std::sync::Arc::new(super::client::Stateless));
             answer(id, handler.call(&ctx, params).await)
         }
         None => {
@@ -127,9 +128,10 @@ struct CallParams {
 }
 
 /// The call in `body` when this path can serve it: a [`CallMessage`] whose `_meta`
-/// carries the 2026-07-28 fields (the same version as the header) and no progress
-/// token (progress needs a stream), naming a tool that exists, as `Mcp-Name` does,
-/// and whose schema asks for no `Mcp-Param-*` headers.
+/// carries the 2026-07-28 fields (the same version as the header) and neither a
+/// progress token nor a log level (their notifications need a stream), naming a tool
+/// that exists, as `Mcp-Name` does, and whose schema asks for no `Mcp-Param-*`
+/// headers.
 fn admit(
     handler: &McpHandler,
     headers: &HeaderMap,
@@ -141,6 +143,7 @@ fn admit(
         || meta.protocol_version()? != VERSION
         || !meta.missing_required_keys(&VERSION).is_empty()
         || meta.contains_key("progressToken")
+        || meta.contains_key("io.modelcontextprotocol/logLevel")
         || only(headers, "mcp-name")? != message.params.name
         || handler
             .pipeline()

@@ -5,9 +5,10 @@
 //! through [`result`]. Over stdio, [`stdio`] provides the byte streams. Over HTTP,
 //! [`direct`] answers the common request (a stateless `tools/call`) without building
 //! an rmcp service for it. [`changes`] tells connected clients when a reload changes
-//! the tools.
+//! the tools. [`client`] is how a plugin reaches the client whose request it serves.
 
 pub mod changes;
+pub mod client;
 pub mod context;
 pub mod direct;
 pub mod result;
@@ -16,6 +17,9 @@ pub mod stdio;
 use crate::pipeline::context::CallContext;
 use crate::pipeline::{Pipeline, ToolCall};
 use changes::Sessions;
+use client::{PeerClient, SessionLevel};
+#[allow(deprecated, reason = "2025-11-25 clients set their level with it")]
+use rmcp::model::SetLevelRequestParams;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult,
     PaginatedRequestParams, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
@@ -34,6 +38,8 @@ pub struct McpHandler {
     pipeline: Arc<Pipeline>,
     /// The sessions told when the tool list changes.
     sessions: Arc<Sessions>,
+    /// The log level this session's client chose (one per session).
+    level: Arc<SessionLevel>,
 }
 
 impl McpHandler {
@@ -41,7 +47,19 @@ impl McpHandler {
     /// runtime (a task tells open sessions of tool list changes).
     pub fn new(pipeline: Arc<Pipeline>) -> Self {
         let sessions = Sessions::watching(&pipeline);
-        Self { pipeline, sessions }
+        Self {
+            pipeline,
+            sessions,
+            level: Arc::default(),
+        }
+    }
+
+    /// The handler of a new session: the same pipeline and sessions, its own log level.
+    pub fn for_session(&self) -> Self {
+        Self {
+            level: Arc::default(),
+            ..self.clone()
+        }
     }
 
     /// A `tools/call` in `ctx`, through the pipeline, answered in MCP's terms.
@@ -64,11 +82,13 @@ impl McpHandler {
 }
 
 impl ServerHandler for McpHandler {
+    #[allow(deprecated, reason = "2025-11-25 clients use logging")]
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_logging()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -94,6 +114,18 @@ impl ServerHandler for McpHandler {
         Ok(())
     }
 
+    /// `logging/setLevel`: plugins' log messages below `level` are not sent to this
+    /// session's client.
+    #[allow(deprecated, reason = "2025-11-25 clients set their level this way")]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.level.set(request.level);
+        Ok(())
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -116,7 +148,9 @@ impl ServerHandler for McpHandler {
         params: CallToolRequestParams,
         request: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let ctx = context::call_context(&request);
+        let mut ctx = context::call_context(&request);
+        ctx.client = Some(PeerClient::of(&request, &self.level));
+        ctx.cancelled = request.ct.clone();
         self.call(&ctx, params).await.map(Into::into)
     }
 }

@@ -2,10 +2,13 @@
 //! (HTTP or stdio) through every step of the pipeline to the call's outcome record.
 
 use crate::domain::Scope;
+use crate::sandbox::client::Client;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// One request's context.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CallContext {
     /// The request id: the `x-request-id` the HTTP edge set (and returned to the
     /// client), or a fresh one per request on stdio. Log lines of the call carry it.
@@ -16,6 +19,24 @@ pub struct CallContext {
     pub peer: Option<SocketAddr>,
     /// How the request arrived.
     pub transport: Transport,
+    /// The MCP client, as the plugin may reach it (log, progress, sampling,
+    /// elicitation); `None` when the request cannot be answered but once.
+    pub client: Option<Arc<dyn Client>>,
+    /// Cancelled when the client cancels the request: the call stops.
+    pub cancelled: CancellationToken,
+}
+
+impl std::fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext")
+            .field("request_id", &self.request_id)
+            .field("caller", &self.caller)
+            .field("peer", &self.peer)
+            .field("transport", &self.transport)
+            .field("client", &self.client.is_some())
+            .field("cancelled", &self.cancelled.is_cancelled())
+            .finish()
+    }
 }
 
 impl CallContext {
@@ -26,6 +47,8 @@ impl CallContext {
             caller: Caller::Local,
             peer: None,
             transport: Transport::Stdio,
+            client: None,
+            cancelled: CancellationToken::new(),
         }
     }
 }

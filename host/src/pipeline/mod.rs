@@ -116,6 +116,13 @@ pub enum CallError {
     /// The plugin's answer was refused.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// The client cancelled the call; its plugin was stopped. (The client is not
+    /// waiting for an answer; this one is for the record.)
+    #[error("The call to `{tool}` was cancelled by the client")]
+    Cancelled {
+        /// The tool.
+        tool: String,
+    },
     /// The audit log cannot be written: no call runs (or is answered) unaudited.
     #[error("The server cannot record tool calls right now, so it runs none. Try again later.")]
     AuditUnavailable(String),
@@ -370,7 +377,7 @@ impl Pipeline {
             async {
                 let invocation = self
                     .sandbox
-                    .call_tool(&tool.plugin.prepared, name, &arguments)
+                    .call_tool(&tool.plugin.prepared, name, &arguments, ctx.client.clone())
                     .await;
                 admitted.finish(invocation.outcome.is_err());
                 invocation
@@ -379,7 +386,15 @@ impl Pipeline {
         )
         .catch_unwind();
         let plugin = &tool.plugin.name;
-        let invocation = task.await.map_err(|panic| {
+        // A cancel drops the task: the instance goes with it, and its slot is freed.
+        let task = tokio::select! {
+            finished = task => finished,
+            () = ctx.cancelled.cancelled() => {
+                tracing::info!(call_id = %ctx.request_id, %plugin, tool = name, "tool call cancelled by the client");
+                return Err(CallError::Cancelled { tool: name.to_owned() });
+            }
+        };
+        let invocation = task.map_err(|panic| {
             let error = panic
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
@@ -391,6 +406,7 @@ impl Pipeline {
             }
         })?;
         trace.credentials = invocation.credential_uses;
+        trace.client = invocation.client_uses;
         match invocation.outcome {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(error)) => Err(CallError::Plugin(error)),

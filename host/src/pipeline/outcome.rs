@@ -7,6 +7,7 @@ use super::{CallError, ToolOutput};
 use crate::audit::{Audit, AuditError, Record};
 use crate::registry::LoadedPlugin;
 use crate::sandbox::SandboxError;
+use crate::sandbox::client::ClientUse;
 use crate::sandbox::credentials::CredentialUse;
 use crate::sandbox::limits::LimitHit;
 use crate::telemetry;
@@ -46,6 +47,8 @@ pub enum Outcome {
     /// The audit log could not be written, so the call was refused (or its answer
     /// withheld).
     AuditUnavailable,
+    /// The client cancelled the call (`notifications/cancelled`) before it ended.
+    Cancelled,
 }
 
 impl Outcome {
@@ -66,6 +69,7 @@ impl Outcome {
             Outcome::Unavailable => "unavailable",
             Outcome::OutputRejected => "output_rejected",
             Outcome::AuditUnavailable => "audit_unavailable",
+            Outcome::Cancelled => "cancelled",
         }
     }
 
@@ -85,7 +89,8 @@ impl Outcome {
             | Outcome::OutOfMemory
             | Outcome::Crashed
             | Outcome::Unavailable
-            | Outcome::OutputRejected => None,
+            | Outcome::OutputRejected
+            | Outcome::Cancelled => None,
         }
     }
 
@@ -104,6 +109,7 @@ impl Outcome {
                 CallError::Panicked { .. } => Outcome::Crashed,
                 CallError::Output(_) => Outcome::OutputRejected,
                 CallError::AuditUnavailable(_) => Outcome::AuditUnavailable,
+                CallError::Cancelled { .. } => Outcome::Cancelled,
                 CallError::Sandbox { error, .. } => match error {
                     SandboxError::Limit(LimitHit::Timeout(_)) => Outcome::Timeout,
                     SandboxError::Limit(LimitHit::Memory(_)) => Outcome::OutOfMemory,
@@ -128,6 +134,8 @@ pub struct Trace {
     pub plugin: Option<Arc<LoadedPlugin>>,
     /// The credentials the plugin asked for, once it ran.
     pub credentials: Vec<CredentialUse>,
+    /// What the plugin asked of the client (sampling, elicitation), once it ran.
+    pub client: Vec<ClientUse>,
     /// The arguments as the audit log records them, once they were read.
     pub arguments: Option<serde_json::Value>,
 }
@@ -159,6 +167,7 @@ pub async fn record(
         telemetry::rate_limited(limit.budget.as_str());
     }
     let credentials: Vec<String> = trace.credentials.iter().map(ToString::to_string).collect();
+    let client: Vec<String> = trace.client.iter().map(ToString::to_string).collect();
     tracing::info!(
         call_id = %ctx.request_id,
         outcome = %outcome.as_str(),
@@ -169,6 +178,7 @@ pub async fn record(
         transport = %ctx.transport.as_str(),
         peer = %ctx.peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
         credentials = ?credentials,
+        client = ?client,
         duration_us = duration.as_micros() as u64,
         "tool call"
     );
@@ -183,6 +193,7 @@ pub async fn record(
     record.reason = result.as_ref().err().map(ToString::to_string);
     record.duration_us = Some(duration.as_micros() as u64);
     record.credentials = Some(credentials).filter(|c| !c.is_empty());
+    record.client_requests = Some(client).filter(|c| !c.is_empty());
     record.arguments = trace.arguments.clone();
     audit.write(record).await
 }

@@ -7,6 +7,7 @@ pub mod rebuild;
 
 use crate::domain::{CredentialName, PluginName, Scope, Sha256Pin};
 use crate::sandbox::bindings::exports::mcp::tools::tools::Tool as WitTool;
+use crate::sandbox::client::ClientFeature;
 use crate::sandbox::env::PluginEnv;
 use crate::sandbox::fs::{self, FileGrant, FileGrantConfig};
 use crate::sandbox::http::allowlist::AllowedHost;
@@ -63,6 +64,9 @@ pub struct PluginConfig {
     /// The scope a token needs to call a tool not in `scopes` (none: any valid token).
     #[serde(default)]
     pub default_scope: Option<Scope>,
+    /// What the plugin may ask of the MCP client: `sampling`, `elicitation`.
+    #[serde(default)]
+    pub client_features: Vec<ClientFeature>,
 }
 
 impl PluginConfig {
@@ -82,6 +86,17 @@ impl PluginConfig {
             && self.allowed_outbound_hosts == other.allowed_outbound_hosts
             && self.limits == other.limits
             && self.file_grants == other.file_grants
+            && self.client_features == other.client_features
+    }
+
+    /// The longest one call may take: its time limit, plus the waits for the client
+    /// when it may ask the client anything.
+    pub fn longest_call(&self) -> std::time::Duration {
+        if self.client_features.is_empty() {
+            self.limits.timeout
+        } else {
+            self.limits.timeout + self.limits.client_wait
+        }
     }
 
     /// What this plugin is granted, as the sandbox takes it.
@@ -92,6 +107,7 @@ impl PluginConfig {
             outbound: self.allowed_outbound_hosts.clone(),
             limits: self.limits.clone(),
             files: self.file_grants.clone(),
+            client_features: self.client_features.clone(),
             ..Grants::none(plugin.clone())
         }
     }

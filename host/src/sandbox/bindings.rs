@@ -13,6 +13,8 @@ mod current {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "plugin",
+        // The `client` import waits on the MCP client (its answers, its connection).
+        imports: { "mcp:tools/client": async },
         exports: { default: async },
     });
 }

@@ -8,13 +8,14 @@
 //!
 //! One module per capability, each owning its config type (checked when the config is
 //! parsed) and the state it builds per call: [`env`], [`fs`], [`http`], [`sockets`],
-//! [`credentials`], [`limits`], [`stdio`]. [`pool`] sizes the instance pool and the
+//! [`credentials`], [`client`], [`limits`], [`stdio`]. [`pool`] sizes the instance pool and the
 //! open-file limit from the plugins' limits; [`state`] is one call's `Store` data;
 //! [`denials`] names refusals in the host log; [`artifacts`] keeps compiled plugins
 //! on disk between starts.
 
 pub mod artifacts;
 pub mod bindings;
+pub mod client;
 pub mod contract;
 pub mod credentials;
 pub mod denials;
@@ -29,6 +30,7 @@ pub mod stdio;
 
 use crate::secrets::sources::CredentialSource;
 use bindings::exports::mcp::tools::tools::{CallError, CallResult, Tool};
+use client::{Client, ClientUse};
 use credentials::CredentialUse;
 use fs::OpenedDirs;
 use pool::PoolSize;
@@ -256,23 +258,27 @@ impl Sandbox {
 
     /// A fresh instance of `plugin` in its own store, with its limits in force: the
     /// memory limiter, and an epoch deadline that yields the worker thread every tick
-    /// and traps once the call's time is up.
+    /// and traps once `clock` says the call's time is up.
     async fn instantiate(
         &self,
         plugin: &PreparedPlugin,
+        clock: limits::CallClock,
+        client: Option<Arc<dyn Client>>,
     ) -> Result<(Store<CallState>, contract::Instance), SandboxError> {
         let state = CallState::new(
             plugin.grants.clone(),
             plugin.dirs.clone(),
             self.credentials.clone(),
             self.load.ticket(),
+            clock,
+            client,
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|store| {
             let state = store.data();
-            if std::time::Instant::now() >= state.limiter.deadline {
+            if state.limiter.clock.is_up() {
                 return Err(wasmtime::Error::new(limits::LimitHit::Timeout(
                     state.limiter.timeout,
                 )));
@@ -300,7 +306,8 @@ impl Sandbox {
     pub async fn list_tools(&self, plugin: &PreparedPlugin) -> Result<Vec<Tool>, SandboxError> {
         let timeout = plugin.grants.limits.timeout;
         let listing = async {
-            let (mut store, instance) = self.instantiate(plugin).await?;
+            let clock = limits::CallClock::start(timeout);
+            let (mut store, instance) = self.instantiate(plugin, clock, None).await?;
             instance
                 .list_tools(&mut store)
                 .await
@@ -311,31 +318,38 @@ impl Sandbox {
             .unwrap_or(Err(SandboxError::Limit(limits::LimitHit::Timeout(timeout))))
     }
 
-    /// Runs one tool call in a fresh instance; the instance is dropped afterwards. The
-    /// call ends at its deadline even while it waits on a host call (a slow upstream).
+    /// Runs one tool call in a fresh instance, serving `client`; the instance is
+    /// dropped afterwards. The call ends at its deadline even while it waits on a host
+    /// call (a slow upstream); only waits for the client's answers stop its clock.
     pub async fn call_tool(
         &self,
         plugin: &PreparedPlugin,
         tool: &str,
         arguments: &str,
+        client: Option<Arc<dyn Client>>,
     ) -> Invocation {
         let timeout = plugin.grants.limits.timeout;
+        let clock = limits::CallClock::start(timeout);
         let mut credential_uses = Vec::new();
+        let mut client_uses = Vec::new();
         let call = async {
-            let (mut store, instance) = self.instantiate(plugin).await?;
+            let (mut store, instance) = self.instantiate(plugin, clock.clone(), client).await?;
             let outcome = instance
                 .call_tool(&mut store, tool, arguments)
                 .await
                 .map_err(SandboxError::from_trap);
             credential_uses = std::mem::take(&mut store.data_mut().credential_uses);
+            client_uses = std::mem::take(&mut store.data_mut().client_uses);
             outcome
         };
-        let outcome = tokio::time::timeout(timeout, call)
-            .await
-            .unwrap_or(Err(SandboxError::Limit(limits::LimitHit::Timeout(timeout))));
+        let outcome = tokio::select! {
+            outcome = call => outcome,
+            () = clock.expired() => Err(SandboxError::Limit(limits::LimitHit::Timeout(timeout))),
+        };
         Invocation {
             outcome,
             credential_uses,
+            client_uses,
         }
     }
 }
@@ -391,4 +405,6 @@ pub struct Invocation {
     pub outcome: Result<Result<CallResult, CallError>, SandboxError>,
     /// Every credential request, by name and outcome.
     pub credential_uses: Vec<CredentialUse>,
+    /// Every sampling and elicitation request, by feature and outcome.
+    pub client_uses: Vec<ClientUse>,
 }

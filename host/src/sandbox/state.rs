@@ -2,6 +2,7 @@
 //! wasi:http context with its egress policy, the credential source, and the record of
 //! what the call printed and was refused (logged when the store is dropped).
 
+use super::client::{Client, ClientFeature, ClientUse};
 use super::credentials::CredentialUse;
 use super::denials::Denials;
 use super::env::PluginEnv;
@@ -10,7 +11,7 @@ use super::fs::{FileGrant, OpenedDirs};
 use super::http::allowlist::AllowedHost;
 use super::http::hooks::EgressPolicy;
 use super::limits::fairness::Ticket;
-use super::limits::{CallLimiter, Limits};
+use super::limits::{CallClock, CallLimiter, Limits};
 use super::stdio::{self, Capture};
 use crate::domain::{CredentialName, PluginName};
 use crate::secrets::sources::CredentialSource;
@@ -38,6 +39,8 @@ pub struct Grants {
     pub limits: Limits,
     /// Directories it may read (and write), checked at load.
     pub files: Vec<FileGrant>,
+    /// What it may ask of the MCP client (sampling, elicitation).
+    pub client_features: Vec<ClientFeature>,
 }
 
 impl Grants {
@@ -51,6 +54,7 @@ impl Grants {
             outbound: Vec::new(),
             limits: Limits::default(),
             files: Vec::new(),
+            client_features: Vec::new(),
         }
     }
 }
@@ -63,6 +67,12 @@ pub struct CallState {
     pub credentials: Arc<dyn CredentialSource>,
     /// Every credential request of this call, in order.
     pub credential_uses: Vec<CredentialUse>,
+    /// The MCP client the call serves, when it can be reached.
+    pub client: Option<Arc<dyn Client>>,
+    /// What the call asked of the client, for its record.
+    pub client_uses: Vec<ClientUse>,
+    /// Log and progress messages sent to the client so far.
+    pub client_messages: u32,
     /// Memory cap and deadline of this call.
     pub limiter: CallLimiter,
     /// What the plugin printed to stdout (logged when the call ends).
@@ -90,12 +100,15 @@ pub struct WasiParts {
 }
 
 impl CallState {
-    /// The state of a new call of a plugin with `grants` and its opened `dirs`.
+    /// The state of a new call of a plugin with `grants` and its opened `dirs`, timed
+    /// by `clock`, serving `client`.
     pub fn new(
         grants: Arc<Grants>,
         dirs: OpenedDirs,
         credentials: Arc<dyn CredentialSource>,
         ticket: Ticket,
+        clock: CallClock,
+        client: Option<Arc<dyn Client>>,
     ) -> Self {
         let (stdout, stderr) = (Capture::default(), Capture::default());
         let mut wasi = WasiCtx::builder();
@@ -111,7 +124,7 @@ impl CallState {
             .allow_ip_name_lookup(false);
         let limiter = CallLimiter {
             memory: grants.limits.memory,
-            deadline: std::time::Instant::now() + grants.limits.timeout,
+            clock,
             timeout: grants.limits.timeout,
         };
         let denials = Denials::new(grants.plugin.clone());
@@ -140,6 +153,9 @@ impl CallState {
             grants,
             credentials,
             credential_uses: Vec::new(),
+            client,
+            client_uses: Vec::new(),
+            client_messages: 0,
         }
     }
 }

@@ -496,7 +496,7 @@ fn mcp_service(
         .with_max_request_body_bytes(usize::MAX)
         .with_cancellation_token(shutdown);
     StreamableHttpService::new(
-        move || Ok(handler.clone()),
+        move || Ok(handler.for_session()),
         Arc::new(LocalSessionManager::default()),
         transport,
     )

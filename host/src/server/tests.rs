@@ -446,7 +446,7 @@ async fn the_direct_path_answers_as_rmcp_does_and_passes_on_the_rest() {
                     json!(9),
                     "echo",
                     Some(json!({"message": "hi"})),
-                    json!({"io.modelcontextprotocol/logLevel": "debug", "vendor/x": 1}),
+                    json!({"vendor/x": 1}),
                 ),
                 vec![],
             ),
@@ -548,6 +548,18 @@ async fn the_direct_path_answers_as_rmcp_does_and_passes_on_the_rest() {
             "a progress token",
             stateless_call(
                 &call_body(json!(1), "echo", hi(), json!({"progressToken": "p1"})),
+                &[],
+            ),
+        ),
+        (
+            "a log level (its messages need a stream)",
+            stateless_call(
+                &call_body(
+                    json!(1),
+                    "echo",
+                    hi(),
+                    json!({"io.modelcontextprotocol/logLevel": "debug"}),
+                ),
                 &[],
             ),
         ),

@@ -35,6 +35,7 @@
 //! mcp_wasm_sdk::export!(Hello);
 //! ```
 
+pub mod client;
 pub mod credentials;
 pub mod http;
 mod tool;

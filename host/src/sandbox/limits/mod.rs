@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_MEMORY: u64 = 64 * MIB;
 /// Default deadline for one call, including time blocked on the network.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default wait for the client to answer one sampling or elicitation request (a
+/// person may be answering).
+pub const DEFAULT_CLIENT_WAIT: Duration = Duration::from_secs(300);
 /// Default number of calls of one plugin running at once.
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 16;
 /// Default cap on the size of one call's result.
@@ -46,6 +49,8 @@ pub const MAX_MEMORY: u64 = 4 * 1024 * MIB;
 const MIN_MEMORY: u64 = MIB;
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 const MIN_TIMEOUT: Duration = Duration::from_millis(10);
+const MAX_CLIENT_WAIT: Duration = Duration::from_secs(24 * 3600);
+const MIN_CLIENT_WAIT: Duration = Duration::from_secs(1);
 /// Most calls of one plugin an operator may let run at once.
 pub const MAX_CONCURRENCY: u32 = 1000;
 const MAX_OUTPUT: u64 = 64 * MIB;
@@ -75,6 +80,9 @@ pub struct Limits {
     pub max_listings: u32,
     /// Host-side handles (streams, requests, descriptors) one call may hold.
     pub max_handles: u32,
+    /// How long the client may take to answer one sampling or elicitation request;
+    /// the call's own clock (`timeout`) stops meanwhile.
+    pub client_wait: Duration,
 }
 
 impl Limits {
@@ -96,6 +104,7 @@ impl Default for Limits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_listings: DEFAULT_MAX_LISTINGS,
             max_handles: DEFAULT_MAX_HANDLES,
+            client_wait: DEFAULT_CLIENT_WAIT,
         }
     }
 }
@@ -112,6 +121,7 @@ struct RawLimits {
     max_connections: Option<u32>,
     max_listings: Option<u32>,
     max_handles: Option<u32>,
+    client_wait: Option<String>,
 }
 
 impl TryFrom<RawLimits> for Limits {
@@ -143,6 +153,20 @@ impl TryFrom<RawLimits> for Limits {
             return Err(format!(
                 "limits.timeout must be from 10ms to 1h, got {}",
                 humantime::format_duration(timeout)
+            ));
+        }
+        let client_wait = match raw.client_wait {
+            Some(text) => {
+                HumanDuration::parse(&text)
+                    .map_err(|e| format!("limits.client_wait {e}"))?
+                    .0
+            }
+            None => defaults.client_wait,
+        };
+        if !(MIN_CLIENT_WAIT..=MAX_CLIENT_WAIT).contains(&client_wait) {
+            return Err(format!(
+                "limits.client_wait must be from 1s to 24h, got {}",
+                humantime::format_duration(client_wait)
             ));
         }
         let max_concurrency = raw.max_concurrency.unwrap_or(defaults.max_concurrency);
@@ -192,6 +216,7 @@ impl TryFrom<RawLimits> for Limits {
             )?,
             max_listings: cap("max_listings", raw.max_listings, defaults.max_listings)?,
             max_handles: cap("max_handles", raw.max_handles, defaults.max_handles)?,
+            client_wait,
         })
     }
 }
@@ -214,9 +239,74 @@ pub struct CallLimiter {
     /// Largest linear memory, in bytes.
     pub memory: u64,
     /// When the call's time is up.
-    pub deadline: Instant,
+    pub clock: CallClock,
     /// The call's time limit (for the error message).
     pub timeout: Duration,
+}
+
+/// A call's time limit, which stops while the call waits for the client to answer it
+/// (a person may be answering) and runs again, with what was left, when it resumes.
+/// Shared by the epoch callback (which traps a running plugin past it) and the task
+/// that awaits the call ([`CallClock::expired`]).
+#[derive(Debug, Clone)]
+pub struct CallClock {
+    /// When the time is up; `None` while the clock is stopped.
+    deadline: std::sync::Arc<tokio::sync::watch::Sender<Option<Instant>>>,
+}
+
+impl CallClock {
+    /// A running clock with `limit` left.
+    pub fn start(limit: Duration) -> Self {
+        let (deadline, _) = tokio::sync::watch::channel(Some(Instant::now() + limit));
+        Self {
+            deadline: std::sync::Arc::new(deadline),
+        }
+    }
+
+    /// Whether the time is up (never while stopped).
+    pub fn is_up(&self) -> bool {
+        matches!(*self.deadline.borrow(), Some(deadline) if Instant::now() >= deadline)
+    }
+
+    /// Stops the clock; returns the time that was left.
+    pub fn stop(&self) -> Duration {
+        let now = Instant::now();
+        let mut left = Duration::ZERO;
+        self.deadline.send_modify(|deadline| {
+            if let Some(at) = deadline.take() {
+                left = at.saturating_duration_since(now);
+            }
+        });
+        left
+    }
+
+    /// Runs the clock again with `left` to go.
+    pub fn resume(&self, left: Duration) {
+        self.deadline.send_replace(Some(Instant::now() + left));
+    }
+
+    /// Resolves when the time is up; waits while the clock is stopped.
+    pub async fn expired(&self) {
+        let mut deadline = self.deadline.subscribe();
+        loop {
+            let at = *deadline.borrow_and_update();
+            match at {
+                Some(at) if Instant::now() >= at => return,
+                Some(at) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(at.into()) => {}
+                        _ = deadline.changed() => {}
+                    }
+                }
+                // The sender lives as long as `self`: `changed` fails only after.
+                None => {
+                    if deadline.changed().await.is_err() {
+                        return std::future::pending().await;
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl wasmtime::ResourceLimiter for CallLimiter {

@@ -1,10 +1,13 @@
 //! The tools the official MCP conformance suite (`@modelcontextprotocol/conformance`)
 //! calls in its server scenarios, each answering what its scenario expects.
 
+use mcp_wasm_sdk::client::{self, Elicitation};
 use mcp_wasm_sdk::{
     Audio, Content, EmbeddedResource, Error, Image, JsonSchema, Plugin, ResourceBody, Tool,
 };
 use serde::Deserialize;
+use serde_json::json;
+use std::time::Duration;
 
 /// A tool that takes no arguments.
 #[derive(Deserialize, JsonSchema)]
@@ -118,6 +121,129 @@ fn json_schema_2020_12(_: Person) -> Result<String, Error> {
     Ok("The arguments matched the schema.".into())
 }
 
+fn with_logging(_: NoArguments) -> Result<String, Error> {
+    client::info("Tool execution started");
+    std::thread::sleep(Duration::from_millis(50));
+    client::info("Tool processing data");
+    std::thread::sleep(Duration::from_millis(50));
+    client::info("Tool execution completed");
+    Ok("Tool with logging executed successfully".into())
+}
+
+fn with_progress(_: NoArguments) -> Result<String, Error> {
+    for (i, done) in [0.0, 50.0, 100.0].into_iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        client::progress(done, Some(100.0), None);
+    }
+    Ok("Tool with progress executed successfully".into())
+}
+
+/// The sampling scenario's arguments.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Prompt {
+    /// The prompt to send to the LLM.
+    prompt: String,
+}
+
+fn sampling(args: Prompt) -> Result<String, Error> {
+    let answer = client::sample(args.prompt, 100)?;
+    Ok(format!("LLM response: {answer}"))
+}
+
+/// The elicitation scenario's arguments.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Message {
+    /// The message to show the user.
+    message: String,
+}
+
+/// How an elicitation ended, as the scenarios' tools report it.
+fn described(answer: Elicitation<serde_json::Value>) -> String {
+    match answer {
+        Elicitation::Accepted(content) => format!("action=accept, content={content}"),
+        Elicitation::Declined => "action=decline".into(),
+        Elicitation::Cancelled => "action=cancel".into(),
+    }
+}
+
+fn elicitation(args: Message) -> Result<String, Error> {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "username": {"type": "string", "description": "User's response"},
+            "email": {"type": "string", "description": "User's email address"},
+        },
+        "required": ["username", "email"],
+    });
+    let answer = client::elicit_with(args.message, &schema)?;
+    Ok(format!("User response: {}", described(answer)))
+}
+
+fn elicitation_defaults(_: NoArguments) -> Result<String, Error> {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "description": "User name", "default": "John Doe"},
+            "age": {"type": "integer", "description": "User age", "default": 30},
+            "score": {"type": "number", "description": "User score", "default": 95.5},
+            "status": {
+                "type": "string",
+                "description": "User status",
+                "enum": ["active", "inactive", "pending"],
+                "default": "active",
+            },
+            "verified": {"type": "boolean", "description": "Verification status", "default": true},
+        },
+    });
+    let answer = client::elicit_with(
+        "Please review and update the form fields with defaults",
+        &schema,
+    )?;
+    Ok(format!("Elicitation completed: {}", described(answer)))
+}
+
+fn elicitation_enums(_: NoArguments) -> Result<String, Error> {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "untitledSingle": {"type": "string", "enum": ["option1", "option2", "option3"]},
+            "titledSingle": {
+                "type": "string",
+                "oneOf": [
+                    {"const": "value1", "title": "First Option"},
+                    {"const": "value2", "title": "Second Option"},
+                    {"const": "value3", "title": "Third Option"},
+                ],
+            },
+            "legacyEnum": {
+                "type": "string",
+                "enum": ["opt1", "opt2", "opt3"],
+                "enumNames": ["Option One", "Option Two", "Option Three"],
+            },
+            "untitledMulti": {
+                "type": "array",
+                "items": {"type": "string", "enum": ["option1", "option2", "option3"]},
+            },
+            "titledMulti": {
+                "type": "array",
+                "items": {
+                    "anyOf": [
+                        {"const": "value1", "title": "First Choice"},
+                        {"const": "value2", "title": "Second Choice"},
+                        {"const": "value3", "title": "Third Choice"},
+                    ],
+                },
+            },
+        },
+    });
+    let answer = client::elicit_with("Please select options from the enum fields", &schema)?;
+    Ok(format!("Elicitation completed: {}", described(answer)))
+}
+
 struct Conformance;
 
 impl Plugin for Conformance {
@@ -157,6 +283,36 @@ impl Plugin for Conformance {
                 "json_schema_2020_12_tool",
                 "Tool with JSON Schema 2020-12 features",
                 json_schema_2020_12,
+            ),
+            Tool::new(
+                "test_tool_with_logging",
+                "Sends three log messages while it runs.",
+                with_logging,
+            ),
+            Tool::new(
+                "test_tool_with_progress",
+                "Reports progress 0, 50 and 100 of 100.",
+                with_progress,
+            ),
+            Tool::new(
+                "test_sampling",
+                "Asks the client's model to answer a prompt.",
+                sampling,
+            ),
+            Tool::new(
+                "test_elicitation",
+                "Asks the user for a username and an email address.",
+                elicitation,
+            ),
+            Tool::new(
+                "test_elicitation_sep1034_defaults",
+                "Asks the user for fields that all have defaults.",
+                elicitation_defaults,
+            ),
+            Tool::new(
+                "test_elicitation_sep1330_enums",
+                "Asks the user to choose from five kinds of enum fields.",
+                elicitation_enums,
             ),
         ]
     }
