@@ -271,11 +271,39 @@ mod tests {
             ("[server]\nlisten = \"nonsense\"\n", "listen"),
             ("[reload]\nwatch = \"yes\"\n", "watch"),
             ("[reload]\nwatched = true\n", "watched"),
+            (
+                "[plugins.a]\npath = \"a.wasm\"\nclient_features = [\"roots\"]\n",
+                "unknown variant `roots`, expected `sampling` or `elicitation`",
+            ),
+            (
+                "[plugins.a]\npath = \"a.wasm\"\nlimits = { client_wait = \"0s\" }\n",
+                "client_wait must be from 1s to 24h",
+            ),
         ] {
             let err = parse(text).unwrap_err();
             assert!(err.contains(needle), "{text:?} gave {err}");
             assert!(err.contains("line"), "{text:?} gave {err}");
         }
+    }
+
+    #[test]
+    fn a_request_timeout_must_outlast_a_plugin_waiting_for_its_client() {
+        let text = "[server]\nrequest_timeout = \"30s\"\n[plugins.a]\npath = \"a.wasm\"\n\
+                    client_features = [\"elicitation\"]\n\
+                    limits = { timeout = \"10s\", client_wait = \"1m\" }\n";
+        let err = parse(text).unwrap_err();
+        assert!(
+            err.contains("limits.timeout + limits.client_wait = \"1m 10s\""),
+            "{err}"
+        );
+        // Without the grant, the plugin never waits for its client.
+        let ungranted = text.replace("client_features = [\"elicitation\"]\n", "");
+        let config = parse(&ungranted).expect("the plugin's own limit fits");
+        assert_eq!(config.request_timeout(), std::time::Duration::from_secs(30));
+        // Left unset, the request timeout covers the wait.
+        let unset = text.replace("request_timeout = \"30s\"\n", "");
+        let config = parse(&unset).expect("a config");
+        assert!(config.request_timeout() > std::time::Duration::from_secs(70));
     }
 
     #[test]

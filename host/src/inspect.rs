@@ -112,6 +112,10 @@ fn import_meaning(import: &str) -> &'static str {
     let interface = import.split('@').next().unwrap_or(import);
     match interface {
         "mcp:tools/credentials" => "credentials: only names listed in `credentials`",
+        "mcp:tools/client" => {
+            "the MCP client: log and progress always; sampling and elicitation only if in \
+             `client_features`"
+        }
         "mcp:tools/types" => "plugin contract types",
         "wasi:http/outgoing-handler" => "outgoing HTTP: only `allowed_outbound_hosts`",
         "wasi:http/types" => "HTTP types",
@@ -188,6 +192,7 @@ mod tests {
         assert!(import_meaning("wasi:http/outgoing-handler@0.2.4").contains("allowed_outbound"));
         assert!(import_meaning("wasi:sockets/tcp@0.2.0").contains("denied"));
         assert!(import_meaning("mcp:tools/credentials@0.1.0").contains("credentials"));
+        assert!(import_meaning("mcp:tools/client@0.2.0").contains("client_features"));
         assert!(import_meaning("acme:evil/thing").contains("unknown"));
     }
 }

@@ -110,6 +110,8 @@ async fn structured_content_is_parsed_and_checked() {
     let result = call(&client, "typed", json!({"structured": {"n": 7}})).await;
     assert_eq!(result.is_error, Some(false));
     assert_eq!(result.structured_content, Some(json!({"n": 7})));
+    // With no content of its own, the result carries its JSON as text for older clients.
+    assert_eq!(only_text(&result), r#"{"n":7}"#);
 
     let result = call(&client, "fixture", json!({"raw_structured": "{oops"})).await;
     assert_eq!(result.is_error, Some(true));

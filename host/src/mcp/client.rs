@@ -243,6 +243,15 @@ fn no_server_requests(version: &ProtocolVersion, what: &str) -> ClientError {
 /// nothing can reach it before the answer, and it cannot be asked anything.
 pub struct Stateless;
 
+impl Stateless {
+    /// The one instance, shared by every such request.
+    pub fn shared() -> Arc<dyn Client> {
+        static SHARED: std::sync::LazyLock<Arc<dyn Client>> =
+            std::sync::LazyLock::new(|| Arc::new(Stateless));
+        SHARED.clone()
+    }
+}
+
 impl Client for Stateless {
     fn log(&self, _level: LogLevel, _logger: &str, _message: String) -> BoxFuture<'_, ()> {
         futures::future::ready(()).boxed()

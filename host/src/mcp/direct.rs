@@ -47,7 +47,7 @@ pub async fn serve(State(handler): State<McpHandler>, request: Request, next: Ne
     match admit(&handler, &parts.headers, &bytes) {
         Some((id, params)) => {
             let mut ctx = http_context(&parts.headers, &parts.extensions);
-            ctx.client = Some(std::sync::Arc::new(super::client::Stateless));
+            ctx.client = Some(super::client::Stateless::shared());
             answer(id, handler.call(&ctx, params).await)
         }
         None => {

@@ -54,8 +54,16 @@ pub fn check(tool: &RegisteredTool, result: CallResult) -> Result<ToolOutput, Ou
             _ => {}
         }
     }
+    let mut content = result.content;
+    // Clients that read only content still see a structured result: as its JSON text
+    // (MCP's advice), when the plugin sent no content of its own.
+    if content.is_empty()
+        && let Some(text) = result.structured
+    {
+        content.push(Content::Text(text));
+    }
     Ok(ToolOutput {
-        content: result.content,
+        content,
         structured,
         is_error: result.is_error,
     })
