@@ -53,22 +53,39 @@ fn the_python_sdk_answers_sampling_and_elicitation_and_hears_logs_and_progress()
     let legacy = &seen["legacy"];
     assert_eq!(legacy["protocol_version"], "2025-11-25");
 
-    // Logging: none at `warning` (the tool logs at info), three at `debug`.
+    // Logging: the tool sends one debug and three info messages. By default the
+    // session hears the info ones; at `warning` none; at `debug` all four.
+    let data = |logs: &Value| -> Vec<String> {
+        logs.as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                format!(
+                    "{}: {}",
+                    l["level"].as_str().unwrap(),
+                    l["data"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let info = [
+        "info: Tool execution started",
+        "info: Tool processing data",
+        "info: Tool execution completed",
+    ];
+    assert_eq!(data(&legacy["logs_by_default"]), info);
+    assert_eq!(legacy["quiet_is_error"], false);
     assert_eq!(legacy["logs_when_warning"], 0, "{legacy}");
-    let logs: Vec<&Value> = legacy["logs"].as_array().unwrap().iter().collect();
-    let messages: Vec<&str> = logs.iter().map(|l| l["data"].as_str().unwrap()).collect();
-    assert_eq!(
-        messages,
-        [
-            "Tool execution started",
-            "Tool processing data",
-            "Tool execution completed"
-        ]
-    );
+    let mut all = vec!["debug: Tool debug detail"];
+    all.extend(info);
+    assert_eq!(data(&legacy["logs"]), all);
     assert!(
-        logs.iter()
-            .all(|l| l["level"] == "info" && l["logger"] == "conformance"),
-        "{logs:?}"
+        legacy["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["logger"] == "conformance"),
+        "{legacy}"
     );
 
     // Progress: 0, 50, 100 of 100.
@@ -91,7 +108,6 @@ fn the_python_sdk_answers_sampling_and_elicitation_and_hears_logs_and_progress()
 
     // Elicitation: the schema arrived as written; accepted and declined answers return.
     let elicited = legacy["elicited"].as_array().unwrap();
-    assert_eq!(elicited.len(), 2);
     assert_eq!(
         elicited[0]["schema"]["required"],
         json!(["username", "email"])
@@ -103,6 +119,19 @@ fn the_python_sdk_answers_sampling_and_elicitation_and_hears_logs_and_progress()
         "{accepted}"
     );
     assert_eq!(legacy["declined"], json!(["User response: action=decline"]));
+    // The SDK's typed form: an enum, an optional number and a boolean, inline.
+    assert_eq!(elicited.len(), 3);
+    let form = &elicited[2]["schema"];
+    assert_eq!(
+        form["properties"]["size"]["enum"],
+        json!(["small", "large"])
+    );
+    assert_eq!(form["properties"]["sugar"]["type"], "integer");
+    assert_eq!(form["required"], json!(["size", "oat_milk"]));
+    assert_eq!(
+        legacy["coffee"],
+        json!(["Ordered: large coffee, 0 sugar, oat milk"])
+    );
 
     // 2026-07-28 forbids server requests: the tool gets a clear error at once, and the
     // callback is never asked.

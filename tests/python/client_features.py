@@ -46,6 +46,8 @@ async def legacy(url: str) -> dict:
         elicited.append({"message": params.message, "schema": params.requested_schema})
         if "decline" in params.message:
             return types.ElicitResult(action="decline")
+        if "coffee" in params.message:
+            return types.ElicitResult(action="accept", content={"size": "large", "oat_milk": True})
         return types.ElicitResult(
             action="accept", content={"username": "ada", "email": "ada@example.com"}
         )
@@ -60,11 +62,15 @@ async def legacy(url: str) -> dict:
         sampling_callback=on_sample,
         elicitation_callback=on_elicit,
     ) as client:
-        # Before any level is set, the session sends info and above; `warning` stops them.
+        # Before any level is set, the session sends info and above; `warning` stops them
+        # all; `debug` lets the debug message through too.
+        await client.call_tool("test_tool_with_logging", {})
+        logs_by_default = logs[:]
         await client.set_logging_level("warning")
         quiet = await client.call_tool("test_tool_with_logging", {})
-        logs_when_warning = len(logs)
+        logs_when_warning = len(logs) - len(logs_by_default)
         await client.set_logging_level("debug")
+        del logs[:]
         logged = await client.call_tool("test_tool_with_logging", {})
         reported = await client.call_tool(
             "test_tool_with_progress", {}, progress_callback=on_progress
@@ -76,9 +82,11 @@ async def legacy(url: str) -> dict:
         declined = await client.call_tool(
             "test_elicitation", {"message": "Please decline this one"}
         )
+        coffee = await client.call_tool("order_coffee", {})
         return {
             "protocol_version": client.protocol_version,
             "quiet_is_error": bool(quiet.is_error),
+            "logs_by_default": logs_by_default,
             "logs_when_warning": logs_when_warning,
             "logs": logs,
             "logged": texts(logged),
@@ -90,6 +98,7 @@ async def legacy(url: str) -> dict:
             "elicited": elicited,
             "accepted": texts(accepted),
             "declined": texts(declined),
+            "coffee": texts(coffee),
         }
 
 

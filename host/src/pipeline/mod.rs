@@ -116,8 +116,9 @@ pub enum CallError {
     /// The plugin's answer was refused.
     #[error(transparent)]
     Output(#[from] OutputError),
-    /// The client cancelled the call; its plugin was stopped. (The client is not
-    /// waiting for an answer; this one is for the record.)
+    /// The call was cancelled (the client sent `notifications/cancelled`, or its
+    /// connection or session ended first); its plugin was stopped. (No one waits for
+    /// this answer; it is for the record.)
     #[error("The call to `{tool}` was cancelled by the client")]
     Cancelled {
         /// The tool.
@@ -374,26 +375,26 @@ impl Pipeline {
         // carries its call id.
         let span = context::call_span(&ctx.request_id);
         let task = std::panic::AssertUnwindSafe(
-            async {
-                let invocation = self
-                    .sandbox
-                    .call_tool(&tool.plugin.prepared, name, &arguments, ctx.client.clone())
-                    .await;
-                admitted.finish(invocation.outcome.is_err());
-                invocation
-            }
-            .instrument(span),
+            self.sandbox
+                .call_tool(&tool.plugin.prepared, name, &arguments, ctx.client.clone())
+                .instrument(span),
         )
         .catch_unwind();
         let plugin = &tool.plugin.name;
-        // A cancel drops the task: the instance goes with it, and its slot is freed.
+        // A cancel drops the task: the instance goes with it, and its slot is freed
+        // (a cancel is not the plugin's failure: no cool-down).
         let task = tokio::select! {
             finished = task => finished,
             () = ctx.cancelled.cancelled() => {
-                tracing::info!(call_id = %ctx.request_id, %plugin, tool = name, "tool call cancelled by the client");
+                admitted.finish(false);
+                tracing::info!(call_id = %ctx.request_id, %plugin, tool = name, "tool call cancelled: the client cancelled it or went away");
                 return Err(CallError::Cancelled { tool: name.to_owned() });
             }
         };
+        // A panic counts as a crash (the slot's drop records it).
+        if let Ok(invocation) = &task {
+            admitted.finish(invocation.outcome.is_err());
+        }
         let invocation = task.map_err(|panic| {
             let error = panic
                 .downcast_ref::<&str>()

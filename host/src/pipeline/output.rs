@@ -33,7 +33,13 @@ pub enum OutputError {
 
 /// Checks `result` as `tool` answered it.
 pub fn check(tool: &RegisteredTool, result: CallResult) -> Result<ToolOutput, OutputError> {
-    let size = result_size(&result);
+    // A structured result with no content is also sent as text (below): counted twice.
+    let mirrored = if result.content.is_empty() {
+        result.structured.as_ref().map_or(0, String::len) as u64
+    } else {
+        0
+    };
+    let size = result_size(&result) + mirrored;
     let cap = tool.plugin.prepared.grants().limits.max_output;
     if size > cap {
         return Err(OutputError::TooLarge { size, cap });

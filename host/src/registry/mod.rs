@@ -89,8 +89,8 @@ impl PluginConfig {
             && self.client_features == other.client_features
     }
 
-    /// The longest one call may take: its time limit, plus the waits for the client
-    /// when it may ask the client anything.
+    /// The longest one call may take: its time limit, plus its budget for waiting on
+    /// the client when it may ask the client anything.
     pub fn longest_call(&self) -> std::time::Duration {
         if self.client_features.is_empty() {
             self.limits.timeout

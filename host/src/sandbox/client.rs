@@ -2,8 +2,8 @@
 //! serves (log messages, progress, sampling, elicitation), passed on through
 //! [`Client`], which the MCP layer implements for a connected client. Sampling and
 //! elicitation need the operator's grant ([`ClientFeature`]); while the client
-//! answers one, the call's clock is stopped and a wait of its own
-//! (`limits.client_wait`) runs instead. What the call asked is recorded by feature and
+//! answers one, the call's clock is stopped and a budget of its own
+//! (`limits.client_wait`, for all of the call's requests together) runs instead. What the call asked is recorded by feature and
 //! outcome ([`ClientUse`]) for its audit record; never the prompts or answers.
 
 use super::bindings::mcp::tools::client::{
@@ -171,8 +171,8 @@ impl CallState {
         Err(refused)
     }
 
-    /// Waits for the client's answer with the call's clock stopped, for at most
-    /// `limits.client_wait`; records how it ended with `outcome`.
+    /// Waits for the client's answer with the call's clock stopped, for at most what is
+    /// left of the call's `limits.client_wait`; records how it ended with `outcome`.
     async fn wait_for_client<T>(
         &mut self,
         feature: ClientFeature,
@@ -180,9 +180,11 @@ impl CallState {
         outcome: impl Fn(&T) -> &'static str,
     ) -> Result<T, ClientError> {
         let left = self.limiter.clock.stop();
-        let answer = tokio::time::timeout(self.grants.limits.client_wait, answer)
+        let waited = std::time::Instant::now();
+        let answer = tokio::time::timeout(self.client_wait_left, answer)
             .await
             .unwrap_or(Err(ClientError::TimedOut));
+        self.client_wait_left = self.client_wait_left.saturating_sub(waited.elapsed());
         self.limiter.clock.resume(left);
         let name = match &answer {
             Ok(value) => outcome(value),
@@ -205,9 +207,16 @@ impl Host for CallState {
     }
 
     async fn progress(&mut self, done: f64, total: Option<f64>, message: Option<String>) {
-        if !done.is_finite() || total.is_some_and(|t| !t.is_finite()) || !self.may_send_message() {
+        // MCP's progress only grows: a report that does not is dropped.
+        let grows = self.last_progress.is_none_or(|last| done > last);
+        if !done.is_finite()
+            || total.is_some_and(|t| !t.is_finite())
+            || !grows
+            || !self.may_send_message()
+        {
             return;
         }
+        self.last_progress = Some(done);
         if let Some(client) = self.client.clone() {
             client.progress(done, total, message.map(bounded)).await;
         }

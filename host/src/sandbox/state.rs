@@ -73,6 +73,10 @@ pub struct CallState {
     pub client_uses: Vec<ClientUse>,
     /// Log and progress messages sent to the client so far.
     pub client_messages: u32,
+    /// What is left of the call's time to wait for the client (`limits.client_wait`).
+    pub client_wait_left: std::time::Duration,
+    /// The last progress reported (reports must grow).
+    pub last_progress: Option<f64>,
     /// Memory cap and deadline of this call.
     pub limiter: CallLimiter,
     /// What the plugin printed to stdout (logged when the call ends).
@@ -128,6 +132,7 @@ impl CallState {
             timeout: grants.limits.timeout,
         };
         let denials = Denials::new(grants.plugin.clone());
+        let limiter_wait = grants.limits.client_wait;
         // Host-side objects (handles, streams, requests) live outside the plugin's
         // memory limit: cap how many one call may hold (`limits.max_handles`). With the
         // caps on what each may buffer (header fields, body chunks), this bounds the
@@ -156,6 +161,8 @@ impl CallState {
             client,
             client_uses: Vec::new(),
             client_messages: 0,
+            client_wait_left: limiter_wait,
+            last_progress: None,
         }
     }
 }

@@ -109,19 +109,12 @@ pub enum Elicitation<T> {
 }
 
 /// Asks the user for a `T`, whose fields become the form (flat fields of strings,
-/// numbers, booleans and enums; doc comments become their descriptions).
+/// numbers, booleans and unit enums; `Option` fields are optional; doc comments become
+/// their descriptions).
 pub fn elicit<T: DeserializeOwned + JsonSchema>(
     message: impl AsRef<str>,
 ) -> Result<Elicitation<T>, Error> {
-    let mut schema = serde_json::to_value(schemars::schema_for!(T))
-        .map_err(|e| Error::Internal(format!("the elicitation schema: {e}")))?;
-    if let Some(schema) = schema.as_object_mut() {
-        // Elicitation forms take a plain object schema: no dialect or extra keywords.
-        for key in ["$schema", "additionalProperties"] {
-            schema.remove(key);
-        }
-    }
-    match elicit_with(message, &schema)? {
+    match elicit_with(message, &form_schema::<T>())? {
         Elicitation::Accepted(answer) => serde_json::from_value(answer)
             .map(Elicitation::Accepted)
             .map_err(|e| Error::Upstream(format!("the user's answer does not fit: {e}"))),
@@ -148,6 +141,66 @@ pub fn elicit_with(
     })
 }
 
+/// `T`'s schema as an elicitation form takes it: one flat object, every field's
+/// schema inline (no `$ref`), an `Option` field as its plain type (left out of
+/// `required`, it is already optional), and no dialect or extra keywords.
+fn form_schema<T: JsonSchema>() -> serde_json::Value {
+    let mut settings = schemars::generate::SchemaSettings::draft2020_12();
+    settings.inline_subschemas = true;
+    let schema = settings.into_generator().into_root_schema_for::<T>();
+    let mut schema = serde_json::to_value(schema).unwrap_or_default();
+    if let Some(object) = schema.as_object_mut() {
+        for key in [
+            "$schema",
+            "$defs",
+            "additionalProperties",
+            "title",
+            "description",
+        ] {
+            object.remove(key);
+        }
+        if let Some(serde_json::Value::Object(fields)) = object.get_mut("properties") {
+            fields.values_mut().for_each(not_nullable);
+        }
+    }
+    schema
+}
+
+/// A field's schema without its `null` alternative: `"type": ["string", "null"]`
+/// becomes `"type": "string"`, `null` leaves an `enum`, and `anyOf: [S, {"type":
+/// "null"}]` becomes `S` (keeping the field's description). Rust's number formats go.
+fn not_nullable(field: &mut serde_json::Value) {
+    let null = serde_json::json!("null");
+    if let Some(serde_json::Value::Array(types)) = field.get("type") {
+        let kept: Vec<_> = types.iter().filter(|t| **t != null).cloned().collect();
+        if let [only] = &kept[..] {
+            field["type"] = only.clone();
+        }
+    }
+    if let Some(serde_json::Value::Array(values)) = field.get_mut("enum") {
+        values.retain(|v| !v.is_null());
+    }
+    // Number formats (`uint32`...) are Rust's, not a form's.
+    if (field["type"] == "integer" || field["type"] == "number")
+        && let Some(object) = field.as_object_mut()
+    {
+        object.remove("format");
+    }
+    if let Some(serde_json::Value::Array(choices)) = field.get("anyOf").cloned() {
+        let kept: Vec<_> = choices
+            .into_iter()
+            .filter(|choice| choice.get("type") != Some(&null))
+            .collect();
+        if let [only] = &kept[..] {
+            let description = field.get("description").cloned();
+            *field = only.clone();
+            if let Some(description) = description {
+                field["description"] = description;
+            }
+        }
+    }
+}
+
 /// A refused or failed request as the SDK's error: what was asked and why it failed.
 fn from_client(what: &str, error: ClientError) -> Error {
     match error {
@@ -161,5 +214,54 @@ fn from_client(what: &str, error: ClientError) -> Error {
         }
         ClientError::TimedOut => Error::Tool(format!("the {what} request got no answer in time")),
         ClientError::Failed(why) => Error::Upstream(format!("{what} failed: {why}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "lowercase")]
+    #[allow(dead_code, reason = "the variants exist for the schema")]
+    enum Size {
+        Small,
+        Large,
+    }
+
+    #[derive(Deserialize, JsonSchema)]
+    #[allow(dead_code, reason = "the fields exist for the schema")]
+    struct Order {
+        /// Who orders.
+        name: String,
+        /// How many.
+        count: Option<u32>,
+        /// Which size.
+        size: Size,
+        /// Which size, if any.
+        other_size: Option<Size>,
+        gift: bool,
+    }
+
+    #[test]
+    fn a_form_schema_is_flat_and_inline() {
+        let schema = form_schema::<Order>();
+        let text = schema.to_string();
+        assert!(!text.contains("$ref") && !text.contains("$defs"), "{text}");
+        assert!(!text.contains("null"), "{text}");
+        assert_eq!(schema["type"], "object");
+        let fields = &schema["properties"];
+        assert_eq!(fields["name"]["type"], "string");
+        assert_eq!(fields["name"]["description"], "Who orders.");
+        assert_eq!(fields["count"]["type"], "integer");
+        assert!(fields["count"].get("format").is_none(), "{text}");
+        assert_eq!(fields["size"]["enum"], json!(["small", "large"]));
+        assert_eq!(fields["other_size"]["enum"], json!(["small", "large"]));
+        assert_eq!(fields["other_size"]["description"], "Which size, if any.");
+        assert_eq!(fields["gift"]["type"], "boolean");
+        let required = schema["required"].as_array().unwrap();
+        assert!(required.contains(&json!("name")) && !required.contains(&json!("count")));
     }
 }

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_MEMORY: u64 = 64 * MIB;
 /// Default deadline for one call, including time blocked on the network.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default wait for the client to answer one sampling or elicitation request (a
-/// person may be answering).
+/// Default time one call may wait, in all, for the client to answer its sampling and
+/// elicitation requests (a person may be answering).
 pub const DEFAULT_CLIENT_WAIT: Duration = Duration::from_secs(300);
 /// Default number of calls of one plugin running at once.
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 16;
@@ -80,8 +80,8 @@ pub struct Limits {
     pub max_listings: u32,
     /// Host-side handles (streams, requests, descriptors) one call may hold.
     pub max_handles: u32,
-    /// How long the client may take to answer one sampling or elicitation request;
-    /// the call's own clock (`timeout`) stops meanwhile.
+    /// How long one call may wait, in all, for the client to answer its sampling and
+    /// elicitation requests; the call's own clock (`timeout`) stops meanwhile.
     pub client_wait: Duration,
 }
 

@@ -122,6 +122,7 @@ fn json_schema_2020_12(_: Person) -> Result<String, Error> {
 }
 
 fn with_logging(_: NoArguments) -> Result<String, Error> {
+    client::debug("Tool debug detail");
     client::info("Tool execution started");
     std::thread::sleep(Duration::from_millis(50));
     client::info("Tool processing data");
@@ -244,6 +245,46 @@ fn elicitation_enums(_: NoArguments) -> Result<String, Error> {
     Ok(format!("Elicitation completed: {}", described(answer)))
 }
 
+/// A coffee order, asked of the user as a typed form (not a conformance scenario: the
+/// SDK's `elicit::<T>` under test).
+#[derive(Deserialize, JsonSchema)]
+struct CoffeeOrder {
+    /// Cup size.
+    size: CupSize,
+    /// Sugar cubes, if any.
+    sugar: Option<u32>,
+    /// Oat milk instead of cow's milk.
+    oat_milk: bool,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum CupSize {
+    Small,
+    Large,
+}
+
+fn order_coffee(_: NoArguments) -> Result<String, Error> {
+    Ok(
+        match client::elicit::<CoffeeOrder>("How would you like your coffee?")? {
+            Elicitation::Accepted(order) => format!(
+                "Ordered: {} coffee, {} sugar, {}",
+                match order.size {
+                    CupSize::Small => "small",
+                    CupSize::Large => "large",
+                },
+                order.sugar.unwrap_or(0),
+                if order.oat_milk {
+                    "oat milk"
+                } else {
+                    "cow's milk"
+                }
+            ),
+            Elicitation::Declined | Elicitation::Cancelled => "No coffee ordered.".into(),
+        },
+    )
+}
+
 struct Conformance;
 
 impl Plugin for Conformance {
@@ -286,7 +327,7 @@ impl Plugin for Conformance {
             ),
             Tool::new(
                 "test_tool_with_logging",
-                "Sends three log messages while it runs.",
+                "Sends a debug and three info log messages while it runs.",
                 with_logging,
             ),
             Tool::new(
@@ -308,6 +349,11 @@ impl Plugin for Conformance {
                 "test_elicitation_sep1034_defaults",
                 "Asks the user for fields that all have defaults.",
                 elicitation_defaults,
+            ),
+            Tool::new(
+                "order_coffee",
+                "Asks the user how they like their coffee (a typed form).",
+                order_coffee,
             ),
             Tool::new(
                 "test_elicitation_sep1330_enums",
