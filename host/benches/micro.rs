@@ -62,8 +62,7 @@ fn sandbox(c: &mut Criterion) {
     let echo = prepare("echo");
     let arguments = json!({"message": "hello"}).to_string();
     let answer = runtime
-        .block_on(sandbox.call_tool(&echo, "echo", &arguments, None))
-        .outcome
+        .block_on(sandbox.call_tool(&echo, "echo", &arguments, None, Default::default()))
         .unwrap()
         .unwrap();
     assert!(!answer.is_error);
@@ -71,9 +70,8 @@ fn sandbox(c: &mut Criterion) {
         b.to_async(&runtime).iter(|| async {
             black_box(
                 sandbox
-                    .call_tool(&echo, "echo", &arguments, None)
+                    .call_tool(&echo, "echo", &arguments, None, Default::default())
                     .await
-                    .outcome
                     .unwrap(),
             )
         })

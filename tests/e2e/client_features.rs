@@ -146,10 +146,12 @@ fn the_python_sdk_answers_sampling_and_elicitation_and_hears_logs_and_progress()
     );
 }
 
-/// A 2025-11-25 client that answers sampling at once and elicitation after `delay`.
+/// A 2025-11-25 client that answers sampling at once and elicitation after `delay`,
+/// and counts the requests the host tells it it no longer needs.
 #[derive(Clone)]
 struct Answering {
     delay: Duration,
+    cancels: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl ClientHandler for Answering {
@@ -175,6 +177,15 @@ impl ClientHandler for Answering {
         .expect("a sampling result"))
     }
 
+    async fn on_cancelled(
+        &self,
+        _params: rmcp::model::CancelledNotificationParam,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        self.cancels
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
     async fn create_elicitation(
         &self,
         _request: ElicitRequestParams,
@@ -192,12 +203,15 @@ async fn session(
     host: &Host,
     delay: Duration,
 ) -> rmcp::service::RunningService<RoleClient, Answering> {
-    Answering { delay }
-        .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
-            host.mcp_url(),
-        ))
-        .await
-        .expect("a 2025-11-25 session opens")
+    Answering {
+        delay,
+        cancels: Default::default(),
+    }
+    .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
+        host.mcp_url(),
+    ))
+    .await
+    .expect("a 2025-11-25 session opens")
 }
 
 async fn call(
@@ -268,6 +282,23 @@ async fn waiting_for_the_user_does_not_count_against_the_time_limit() {
         "sampled by rust-test-model: sampled"
     );
     host.wait_for_log("sampling:answered", Duration::from_secs(5));
+    // A call that times out after its user answered still records the answer.
+    let result = client
+        .call_tool(
+            CallToolRequestParams::new("fixture").with_arguments(
+                json!({"elicit": "answer?", "spin_after": true})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+        )
+        .await
+        .expect("tools/call answers");
+    assert_eq!(result.is_error, Some(true));
+    host.wait_for_line(
+        |line| line.contains("outcome=timeout") && line.contains("elicitation:accepted"),
+        Duration::from_secs(10),
+    );
     client.cancel().await.ok();
 
     // A user slower than `client_wait` ends the wait, not the call: the plugin hears
@@ -278,6 +309,20 @@ async fn waiting_for_the_user_does_not_count_against_the_time_limit() {
         "elicit failed: Error::TimedOut"
     );
     host.wait_for_log("elicitation:timed-out", Duration::from_secs(5));
+    // The client is told the question is no longer wanted (so it can close the form).
+    let told = Instant::now();
+    while slow
+        .service()
+        .cancels
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 0
+    {
+        assert!(
+            told.elapsed() < Duration::from_secs(5),
+            "the abandoned elicitation was not cancelled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     slow.cancel().await.ok();
 }
 

@@ -19,11 +19,12 @@ use base64::Engine as _;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use rmcp::model::{
-    ClientCapabilities, CreateMessageRequestParams, ElicitRequestParams, ElicitationAction,
+    CancelledNotificationParam, ClientCapabilities, ClientResult, CreateMessageRequest,
+    CreateMessageRequestParams, ElicitRequest, ElicitRequestParams, ElicitationAction,
     ElicitationSchema, LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam,
-    ProgressToken, ProtocolVersion,
+    ProgressToken, ProtocolVersion, ServerRequest,
 };
-use rmcp::service::{RequestContext, ServiceError};
+use rmcp::service::{PeerRequestOptions, RequestContext, ServiceError};
 use rmcp::{Peer, RoleServer};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -115,6 +116,24 @@ impl PeerClient {
         })
     }
 
+    /// Sends `request` and waits for the answer. If the wait is given up (the call
+    /// timed out, was cancelled, or its wait for the client ran out), the client is
+    /// told with `notifications/cancelled`, so it stops asking its user.
+    async fn ask(&self, request: ServerRequest) -> Result<ClientResult, ClientError> {
+        let handle = self
+            .peer
+            .send_cancellable_request(request, PeerRequestOptions::no_options())
+            .await
+            .map_err(service_error)?;
+        let mut abandoned = CancelOnDrop {
+            peer: Some(self.peer.clone()),
+            id: handle.id.clone(),
+        };
+        let answer = handle.await_response().await;
+        abandoned.peer = None;
+        answer.map_err(service_error)
+    }
+
     /// Why this client cannot be asked `what` (a capability it must have declared),
     /// if it cannot.
     fn cannot_ask(&self, what: &str, declared: bool) -> Option<ClientError> {
@@ -176,13 +195,19 @@ impl Client for PeerClient {
                 return Err(error);
             }
             let params = sampling_params(request)?;
-            let result = self
-                .peer
-                .create_message(params)
-                .await
-                .map_err(service_error)?;
-            let result = serde_json::to_value(result)
-                .map_err(|e| ClientError::Failed(format!("the client's answer: {e}")))?;
+            params
+                .validate()
+                .map_err(|e| ClientError::InvalidRequest(format!("sampling request: {e}")))?;
+            let request = ServerRequest::CreateMessageRequest(CreateMessageRequest::new(params));
+            let result = match self.ask(request).await? {
+                ClientResult::CreateMessageResult(result) => serde_json::to_value(result)
+                    .map_err(|e| ClientError::Failed(format!("the client's answer: {e}")))?,
+                _ => {
+                    return Err(ClientError::Failed(
+                        "the client answered something else".into(),
+                    ));
+                }
+            };
             sampling_response(&result)
         }
         .boxed()
@@ -205,15 +230,21 @@ impl Client for PeerClient {
             }
             let requested_schema: ElicitationSchema = serde_json::from_str(&schema)
                 .map_err(|e| ClientError::InvalidRequest(format!("requested-schema: {e}")))?;
-            let result = self
-                .peer
-                .create_elicitation(ElicitRequestParams::FormElicitationParams {
+            let request = ServerRequest::ElicitRequest(ElicitRequest::new(
+                ElicitRequestParams::FormElicitationParams {
                     meta: None,
                     message,
                     requested_schema,
-                })
-                .await
-                .map_err(service_error)?;
+                },
+            ));
+            let result = match self.ask(request).await? {
+                ClientResult::ElicitResult(result) => result,
+                _ => {
+                    return Err(ClientError::Failed(
+                        "the client answered something else".into(),
+                    ));
+                }
+            };
             Ok(match result.action {
                 ElicitationAction::Accept => ElicitationAnswer::Accept(
                     result
@@ -227,6 +258,34 @@ impl Client for PeerClient {
             })
         }
         .boxed()
+    }
+}
+
+/// A request to the client that, if dropped while still armed (holding the peer),
+/// tells the client it is no longer wanted.
+struct CancelOnDrop {
+    peer: Option<Peer<RoleServer>>,
+    id: rmcp::model::RequestId,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(peer) = self.peer.take() else {
+            return;
+        };
+        let Ok(param) = serde_json::from_value::<CancelledNotificationParam>(json!({
+            "requestId": self.id,
+            "reason": "the tool call no longer needs the answer",
+        })) else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = peer.notify_cancelled(param).await {
+                    tracing::debug!(%error, "the client was not told a request is abandoned");
+                }
+            });
+        }
     }
 }
 

@@ -18,6 +18,7 @@ use crate::ratelimit::{RateLimited, ToolLimiter};
 use crate::registry::{RegisteredTool, Registry};
 use crate::sandbox::bindings::exports::mcp::tools::tools::CallError as PluginError;
 use crate::sandbox::bindings::mcp::tools::types::Content;
+use crate::sandbox::state::CallUses;
 use crate::sandbox::{Sandbox, SandboxError};
 use admission::{Admission, Busy};
 use arc_swap::ArcSwap;
@@ -374,12 +375,25 @@ impl Pipeline {
         // Everything the sandbox logs for this call (refusals, what the plugin printed)
         // carries its call id.
         let span = context::call_span(&ctx.request_id);
+        // What the call asks for is recorded however it ends (even cancelled midway).
+        let uses = CallUses::shared();
         let task = std::panic::AssertUnwindSafe(
             self.sandbox
-                .call_tool(&tool.plugin.prepared, name, &arguments, ctx.client.clone())
+                .call_tool(
+                    &tool.plugin.prepared,
+                    name,
+                    &arguments,
+                    ctx.client.clone(),
+                    uses.clone(),
+                )
                 .instrument(span),
         )
         .catch_unwind();
+        let record_uses = |trace: &mut Trace| {
+            let mut uses = uses.lock().unwrap_or_else(|e| e.into_inner());
+            trace.credentials = std::mem::take(&mut uses.credentials);
+            trace.client = std::mem::take(&mut uses.client);
+        };
         let plugin = &tool.plugin.name;
         // A cancel drops the task: the instance goes with it, and its slot is freed
         // (a cancel is not the plugin's failure: no cool-down).
@@ -387,15 +401,17 @@ impl Pipeline {
             finished = task => finished,
             () = ctx.cancelled.cancelled() => {
                 admitted.finish(false);
+                record_uses(trace);
                 tracing::info!(call_id = %ctx.request_id, %plugin, tool = name, "tool call cancelled: the client cancelled it or went away");
                 return Err(CallError::Cancelled { tool: name.to_owned() });
             }
         };
+        record_uses(trace);
         // A panic counts as a crash (the slot's drop records it).
-        if let Ok(invocation) = &task {
-            admitted.finish(invocation.outcome.is_err());
+        if let Ok(outcome) = &task {
+            admitted.finish(outcome.is_err());
         }
-        let invocation = task.map_err(|panic| {
+        let outcome = task.map_err(|panic| {
             let error = panic
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
@@ -406,9 +422,7 @@ impl Pipeline {
                 tool: name.to_owned(),
             }
         })?;
-        trace.credentials = invocation.credential_uses;
-        trace.client = invocation.client_uses;
-        match invocation.outcome {
+        match outcome {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(error)) => Err(CallError::Plugin(error)),
             Err(error) => {

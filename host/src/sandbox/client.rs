@@ -128,13 +128,14 @@ impl CallState {
 
     /// Adds one request to the call's record.
     fn record_use(&mut self, feature: ClientFeature, outcome: &'static str) {
-        match self
-            .client_uses
+        let mut uses = self.uses.lock().unwrap_or_else(|e| e.into_inner());
+        match uses
+            .client
             .iter_mut()
             .find(|u| u.feature == feature && u.outcome == outcome)
         {
             Some(known) => known.count = known.count.saturating_add(1),
-            None => self.client_uses.push(ClientUse {
+            None => uses.client.push(ClientUse {
                 feature,
                 outcome,
                 count: 1,
@@ -147,7 +148,10 @@ impl CallState {
         &mut self,
         feature: ClientFeature,
     ) -> Result<std::sync::Arc<dyn Client>, ClientError> {
-        let asked: u32 = self.client_uses.iter().map(|u| u.count).sum();
+        let asked: u32 = {
+            let uses = self.uses.lock().unwrap_or_else(|e| e.into_inner());
+            uses.client.iter().map(|u| u.count).sum()
+        };
         let refused = if !self.grants.client_features.contains(&feature) {
             self.denials.refuse(
                 "client",

@@ -132,7 +132,8 @@ impl Host for CallState {
             Err(WitError::NotFound) => CredentialOutcome::NotFound,
             Err(WitError::Unavailable) => CredentialOutcome::Unavailable,
         };
-        record(&mut self.credential_uses, &name, outcome);
+        let mut uses = self.uses.lock().unwrap_or_else(|e| e.into_inner());
+        record(&mut uses.credentials, &name, outcome);
         answer
     }
 }

@@ -30,11 +30,10 @@ pub mod stdio;
 
 use crate::secrets::sources::CredentialSource;
 use bindings::exports::mcp::tools::tools::{CallError, CallResult, Tool};
-use client::{Client, ClientUse};
-use credentials::CredentialUse;
+use client::Client;
 use fs::OpenedDirs;
 use pool::PoolSize;
-use state::{CallState, Grants};
+use state::{CallState, CallUses, Grants};
 use std::sync::Arc;
 use thiserror::Error;
 use wasmtime::component::{Component, Linker};
@@ -264,6 +263,7 @@ impl Sandbox {
         plugin: &PreparedPlugin,
         clock: limits::CallClock,
         client: Option<Arc<dyn Client>>,
+        uses: Arc<std::sync::Mutex<CallUses>>,
     ) -> Result<(Store<CallState>, contract::Instance), SandboxError> {
         let state = CallState::new(
             plugin.grants.clone(),
@@ -272,6 +272,7 @@ impl Sandbox {
             self.load.ticket(),
             clock,
             client,
+            uses,
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -307,7 +308,9 @@ impl Sandbox {
         let timeout = plugin.grants.limits.timeout;
         let listing = async {
             let clock = limits::CallClock::start(timeout);
-            let (mut store, instance) = self.instantiate(plugin, clock, None).await?;
+            let (mut store, instance) = self
+                .instantiate(plugin, clock, None, CallUses::shared())
+                .await?;
             instance
                 .list_tools(&mut store)
                 .await
@@ -318,8 +321,8 @@ impl Sandbox {
             .unwrap_or(Err(SandboxError::Limit(limits::LimitHit::Timeout(timeout))))
     }
 
-    /// Runs one tool call in a fresh instance, serving `client`; the instance is
-    /// dropped afterwards. The call ends at its deadline even while it waits on a host
+    /// Runs one tool call in a fresh instance, serving `client` and recording what it
+    /// asked for in `uses`; the instance is dropped afterwards. The call ends at its deadline even while it waits on a host
     /// call (a slow upstream); only waits for the client's answers stop its clock.
     pub async fn call_tool(
         &self,
@@ -327,29 +330,22 @@ impl Sandbox {
         tool: &str,
         arguments: &str,
         client: Option<Arc<dyn Client>>,
-    ) -> Invocation {
+        uses: Arc<std::sync::Mutex<CallUses>>,
+    ) -> Result<Result<CallResult, CallError>, SandboxError> {
         let timeout = plugin.grants.limits.timeout;
         let clock = limits::CallClock::start(timeout);
-        let mut credential_uses = Vec::new();
-        let mut client_uses = Vec::new();
         let call = async {
-            let (mut store, instance) = self.instantiate(plugin, clock.clone(), client).await?;
-            let outcome = instance
+            let (mut store, instance) = self
+                .instantiate(plugin, clock.clone(), client, uses)
+                .await?;
+            instance
                 .call_tool(&mut store, tool, arguments)
                 .await
-                .map_err(SandboxError::from_trap);
-            credential_uses = std::mem::take(&mut store.data_mut().credential_uses);
-            client_uses = std::mem::take(&mut store.data_mut().client_uses);
-            outcome
+                .map_err(SandboxError::from_trap)
         };
-        let outcome = tokio::select! {
+        tokio::select! {
             outcome = call => outcome,
             () = clock.expired() => Err(SandboxError::Limit(limits::LimitHit::Timeout(timeout))),
-        };
-        Invocation {
-            outcome,
-            credential_uses,
-            client_uses,
         }
     }
 }
@@ -396,15 +392,4 @@ fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
             }
         })
         .map(drop)
-}
-
-/// What one call did: the plugin's answer (or why there is none), and the
-/// credentials it asked for.
-pub struct Invocation {
-    /// The plugin's answer, or why there is none.
-    pub outcome: Result<Result<CallResult, CallError>, SandboxError>,
-    /// Every credential request, by name and outcome.
-    pub credential_uses: Vec<CredentialUse>,
-    /// Every sampling and elicitation request, by feature and outcome.
-    pub client_uses: Vec<ClientUse>,
 }

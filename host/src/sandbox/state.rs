@@ -59,18 +59,34 @@ impl Grants {
     }
 }
 
+/// What one call asked for, by name and outcome: its credentials and its requests to
+/// the client.
+#[derive(Debug, Default)]
+pub struct CallUses {
+    /// Every credential request, by name and outcome.
+    pub credentials: Vec<CredentialUse>,
+    /// Every sampling and elicitation request, by feature and outcome.
+    pub client: Vec<ClientUse>,
+}
+
+impl CallUses {
+    /// A fresh record to share between a call's store and its caller.
+    pub fn shared() -> Arc<std::sync::Mutex<CallUses>> {
+        Arc::default()
+    }
+}
+
 /// The data of one call's `Store`; dropped with the store when the call ends.
 pub struct CallState {
     /// What the plugin was granted.
     pub grants: Arc<Grants>,
     /// Where credential values come from.
     pub credentials: Arc<dyn CredentialSource>,
-    /// Every credential request of this call, in order.
-    pub credential_uses: Vec<CredentialUse>,
+    /// What the call asked for (credentials, the client), for its record: shared with
+    /// whoever awaits the call, so a call stopped midway still leaves its record.
+    pub uses: Arc<std::sync::Mutex<CallUses>>,
     /// The MCP client the call serves, when it can be reached.
     pub client: Option<Arc<dyn Client>>,
-    /// What the call asked of the client, for its record.
-    pub client_uses: Vec<ClientUse>,
     /// Log and progress messages sent to the client so far.
     pub client_messages: u32,
     /// What is left of the call's time to wait for the client (`limits.client_wait`).
@@ -113,6 +129,7 @@ impl CallState {
         ticket: Ticket,
         clock: CallClock,
         client: Option<Arc<dyn Client>>,
+        uses: Arc<std::sync::Mutex<CallUses>>,
     ) -> Self {
         let (stdout, stderr) = (Capture::default(), Capture::default());
         let mut wasi = WasiCtx::builder();
@@ -157,9 +174,8 @@ impl CallState {
             denials,
             grants,
             credentials,
-            credential_uses: Vec::new(),
+            uses,
             client,
-            client_uses: Vec::new(),
             client_messages: 0,
             client_wait_left: limiter_wait,
             last_progress: None,
