@@ -184,6 +184,7 @@ fn audit(c: &mut Criterion) {
         transport: Transport::Http,
         client: None,
         cancelled: Default::default(),
+        needs_input: Default::default(),
     };
     let trace = Trace::default();
     let result = Ok(ToolOutput {

@@ -133,16 +133,34 @@ fn the_python_sdk_answers_sampling_and_elicitation_and_hears_logs_and_progress()
         json!(["Ordered: large coffee, 0 sugar, oat milk"])
     );
 
-    // 2026-07-28 forbids server requests: the tool gets a clear error at once, and the
-    // callback is never asked.
+    // 2026-07-28 forbids server requests: the host answers with input-required
+    // results, the SDK asks the same callbacks and retries, and the plugin runs again
+    // with the answers.
     let modern = &seen["modern"];
     assert_eq!(modern["protocol_version"], "2026-07-28");
-    assert_eq!(modern["asked"], json!([]));
-    assert_eq!(modern["is_error"], true);
-    let text = modern["text"][0].as_str().unwrap();
-    assert!(
-        text.contains("sampling is not available") && text.contains("2025-11-25 session"),
-        "{text}"
+    assert_eq!(
+        modern["asked"],
+        json!([
+            "sampling: Capital of Italy?",
+            "elicitation: How would you like your coffee?"
+        ])
+    );
+    assert_eq!(modern["is_error"], false, "{modern}");
+    assert_eq!(modern["text"], json!(["LLM response: Rome."]));
+    assert_eq!(
+        modern["coffee"],
+        json!(["Ordered: small coffee, 2 sugar, cow's milk"])
+    );
+    // Log messages go only to a request that names its level in `_meta`, at or above it.
+    assert_eq!(modern["logs_unasked"], 0);
+    assert_eq!(modern["logs_at_notice"], 0);
+    assert_eq!(
+        modern["logs"],
+        json!([
+            "Tool execution started",
+            "Tool processing data",
+            "Tool execution completed"
+        ])
     );
 }
 

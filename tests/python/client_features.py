@@ -4,8 +4,10 @@ with the official Python MCP SDK, answering the host's requests from callbacks.
 Usage: client_features.py URL
 Prints one JSON object with what the client saw: a 2025-11-25 session ("legacy") that
 sets its log level, collects log messages and progress, answers sampling and
-elicitation (accepting, then declining); and a 2026-07-28 connection ("modern"), where
-the host may not send requests, asking for sampling.
+elicitation (accepting, then declining); and 2026-07-28 connections ("modern"), where
+the host may not send requests: sampling and elicitation arrive as input-required
+results the SDK answers from the same callbacks and retries; log messages come only
+at the level each request names.
 """
 
 import asyncio
@@ -104,22 +106,50 @@ async def legacy(url: str) -> dict:
 
 async def modern(url: str) -> dict:
     asked: list[str] = []
+    logs: list[str] = []
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        logs.append(params.data)
 
     async def on_sample(context, params):
-        asked.append("sampling")
+        asked.append("sampling: " + params.messages[0].content.text)
         return types.CreateMessageResult(
             role="assistant",
-            content=types.TextContent(type="text", text="unused"),
-            model="unused",
+            content=types.TextContent(type="text", text="Rome."),
+            model="python-test-model",
         )
 
-    async with Client(url, mode="auto", sampling_callback=on_sample) as client:
-        sample = await client.call_tool("test_sampling", {"prompt": "Capital of France?"})
+    async def on_elicit(context, params: types.ElicitRequestParams):
+        asked.append("elicitation: " + params.message)
+        return types.ElicitResult(
+            action="accept", content={"size": "small", "sugar": 2, "oat_milk": False}
+        )
+
+    async with Client(
+        url, mode="auto", sampling_callback=on_sample, elicitation_callback=on_elicit
+    ) as client:
+        sample = await client.call_tool("test_sampling", {"prompt": "Capital of Italy?"})
+        coffee = await client.call_tool("order_coffee", {})
+        protocol_version = client.protocol_version
+        # No log level asked for: no log messages.
+        await client.call_tool("test_tool_with_logging", {})
+        logs_unasked = len(logs)
+    async with Client(url, mode="auto", log_level="notice", logging_callback=on_log) as leveled:
+        # `notice` named on each request: the tool's debug and info messages stay home...
+        await leveled.call_tool("test_tool_with_logging", {})
+        logs_at_notice = len(logs)
+    async with Client(url, mode="auto", log_level="info", logging_callback=on_log) as info:
+        # ...and at `info` its info messages arrive, on the request's own stream.
+        await info.call_tool("test_tool_with_logging", {})
         return {
-            "protocol_version": client.protocol_version,
+            "protocol_version": protocol_version,
             "asked": asked,
             "is_error": bool(sample.is_error),
             "text": texts(sample),
+            "coffee": texts(coffee),
+            "logs_unasked": logs_unasked,
+            "logs_at_notice": logs_at_notice,
+            "logs": logs,
         }
 
 

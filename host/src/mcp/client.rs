@@ -351,7 +351,9 @@ fn service_error(error: ServiceError) -> ClientError {
 }
 
 /// `sampling/createMessage` parameters from the plugin's request.
-fn sampling_params(request: SamplingRequest) -> Result<CreateMessageRequestParams, ClientError> {
+pub(super) fn sampling_params(
+    request: SamplingRequest,
+) -> Result<CreateMessageRequestParams, ClientError> {
     let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let content = |content: SamplingContent| match content {
         SamplingContent::Text(text) => json!({"type": "text", "text": text}),
@@ -400,7 +402,7 @@ fn sampling_params(request: SamplingRequest) -> Result<CreateMessageRequestParam
 }
 
 /// The plugin's view of a `sampling/createMessage` result (as JSON).
-fn sampling_response(result: &Value) -> Result<SamplingResponse, ClientError> {
+pub(super) fn sampling_response(result: &Value) -> Result<SamplingResponse, ClientError> {
     let unusable = |what: &str| ClientError::Failed(format!("the client's answer {what}"));
     let role = match result["role"].as_str() {
         Some("assistant") => Role::Assistant,

@@ -39,5 +39,6 @@ pub fn http_context(headers: &http::HeaderMap, extensions: &http::Extensions) ->
         transport: Transport::Http,
         client: None,
         cancelled: tokio_util::sync::CancellationToken::new(),
+        needs_input: tokio_util::sync::CancellationToken::new(),
     }
 }

@@ -16,9 +16,8 @@ use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use rmcp::ErrorData as McpError;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ErrorCode, JsonObject,
-    JsonRpcVersion2_0, ProtocolVersion, RequestId, RequestMetaObject, ServerJsonRpcMessage,
-    ServerResult,
+    CallToolRequestParams, CallToolResponse, ErrorCode, JsonObject, JsonRpcVersion2_0,
+    ProtocolVersion, RequestId, RequestMetaObject, ServerJsonRpcMessage, ServerResult,
 };
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -48,7 +47,12 @@ pub async fn serve(State(handler): State<McpHandler>, request: Request, next: Ne
         Some((id, params)) => {
             let mut ctx = http_context(&parts.headers, &parts.extensions);
             ctx.client = Some(super::client::Stateless::shared());
-            answer(id, handler.call(&ctx, params).await)
+            let capabilities = params
+                .meta
+                .as_ref()
+                .and_then(|meta| meta.client_capabilities())
+                .unwrap_or_default();
+            answer(id, handler.call(ctx, params, Some(capabilities)).await)
         }
         None => {
             next.run(Request::from_parts(parts, Body::from(bytes)))
@@ -159,10 +163,10 @@ fn admit(
 
 /// The JSON answer, shaped as rmcp shapes it for a 2026-07-28 peer (its cache hints
 /// filled in), with the HTTP status the transport gives a JSON-RPC error.
-fn answer(id: RequestId, result: Result<CallToolResult, McpError>) -> Response {
+fn answer(id: RequestId, result: Result<CallToolResponse, McpError>) -> Response {
     let (message, status) = match result {
         Ok(result) => {
-            let mut result = ServerResult::from(CallToolResponse::from(result));
+            let mut result = ServerResult::from(result);
             result.fill_missing_cache_hints();
             (ServerJsonRpcMessage::response(result, id), StatusCode::OK)
         }

@@ -5,24 +5,27 @@
 //! through [`result`]. Over stdio, [`stdio`] provides the byte streams. Over HTTP,
 //! [`direct`] answers the common request (a stateless `tools/call`) without building
 //! an rmcp service for it. [`changes`] tells connected clients when a reload changes
-//! the tools. [`client`] is how a plugin reaches the client whose request it serves.
+//! the tools. [`client`] is how a plugin reaches the client whose request it serves;
+//! [`input`] asks a 2026-07-28 client for sampling and elicitation answers.
 
 pub mod changes;
 pub mod client;
 pub mod context;
 pub mod direct;
+pub mod input;
 pub mod result;
 pub mod stdio;
 
 use crate::pipeline::context::CallContext;
-use crate::pipeline::{Pipeline, ToolCall};
+use crate::pipeline::{CallError, Pipeline, ToolCall};
 use changes::Sessions;
 use client::{PeerClient, SessionLevel};
 #[allow(deprecated, reason = "2025-11-25 clients set their level with it")]
 use rmcp::model::SetLevelRequestParams;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
+    CallToolRequestParams, CallToolResponse, ClientCapabilities, Implementation, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, SubscriptionFilter,
+    Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -62,17 +65,40 @@ impl McpHandler {
         }
     }
 
-    /// A `tools/call` in `ctx`, through the pipeline, answered in MCP's terms.
+    /// A `tools/call` in `ctx`, through the pipeline, answered in MCP's terms. A
+    /// 2026-07-28 call (`modern`: what its client declared it can do) may end asking
+    /// the client for input instead, to be retried with it ([`input`]).
     pub async fn call(
         &self,
-        ctx: &CallContext,
-        params: CallToolRequestParams,
-    ) -> Result<CallToolResult, McpError> {
+        mut ctx: CallContext,
+        mut params: CallToolRequestParams,
+        modern: Option<ClientCapabilities>,
+    ) -> Result<CallToolResponse, McpError> {
+        let round = match modern {
+            Some(capabilities) => {
+                let notifications = ctx.client.clone().unwrap_or_else(client::Stateless::shared);
+                let round = input::InputRound::start(
+                    &mut params,
+                    capabilities,
+                    notifications,
+                    ctx.needs_input.clone(),
+                )?;
+                ctx.client = Some(round.clone());
+                Some(round)
+            }
+            None => None,
+        };
         let call = ToolCall {
             tool: params.name.into_owned(),
             arguments: params.arguments,
         };
-        result::to_mcp(self.pipeline.call(ctx, call).await)
+        let result = self.pipeline.call(&ctx, call).await;
+        if let Err(CallError::InputRequired { .. }) = &result
+            && let Some(needed) = round.as_ref().and_then(|r| r.input_required())
+        {
+            return Ok(needed.into());
+        }
+        result::to_mcp(result).map(Into::into)
     }
 
     /// The pipeline calls go through.
@@ -151,6 +177,10 @@ impl ServerHandler for McpHandler {
         let mut ctx = context::call_context(&request);
         ctx.client = Some(PeerClient::of(&request, &self.level));
         ctx.cancelled = request.ct.clone();
-        self.call(&ctx, params).await.map(Into::into)
+        let modern = request
+            .protocol_version()
+            .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28)
+            .then(|| request.client_capabilities().unwrap_or_default());
+        self.call(ctx, params, modern).await
     }
 }

@@ -24,6 +24,9 @@ pub struct CallContext {
     pub client: Option<Arc<dyn Client>>,
     /// Cancelled when the client cancels the request: the call stops.
     pub cancelled: CancellationToken,
+    /// Cancelled when the plugin needs an answer from the client that only a retry of
+    /// the request can bring (2026-07-28): the call stops, to run again.
+    pub needs_input: CancellationToken,
 }
 
 impl std::fmt::Debug for CallContext {
@@ -49,6 +52,7 @@ impl CallContext {
             transport: Transport::Stdio,
             client: None,
             cancelled: CancellationToken::new(),
+            needs_input: CancellationToken::new(),
         }
     }
 }

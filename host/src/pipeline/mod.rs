@@ -125,6 +125,13 @@ pub enum CallError {
         /// The tool.
         tool: String,
     },
+    /// The plugin needs an answer from the client that only a retry of the request
+    /// brings (2026-07-28); the MCP layer answers with an input-required result.
+    #[error("The tool `{tool}` needs input from the client")]
+    InputRequired {
+        /// The tool.
+        tool: String,
+    },
     /// The audit log cannot be written: no call runs (or is answered) unaudited.
     #[error("The server cannot record tool calls right now, so it runs none. Try again later.")]
     AuditUnavailable(String),
@@ -399,6 +406,11 @@ impl Pipeline {
         // (a cancel is not the plugin's failure: no cool-down).
         let task = tokio::select! {
             finished = task => finished,
+            () = ctx.needs_input.cancelled() => {
+                admitted.finish(false);
+                record_uses(trace);
+                return Err(CallError::InputRequired { tool: name.to_owned() });
+            }
             () = ctx.cancelled.cancelled() => {
                 admitted.finish(false);
                 record_uses(trace);

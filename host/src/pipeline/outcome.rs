@@ -49,6 +49,8 @@ pub enum Outcome {
     AuditUnavailable,
     /// The client cancelled the call (`notifications/cancelled`) before it ended.
     Cancelled,
+    /// The plugin needs the client's input: the client retries with it (2026-07-28).
+    InputRequired,
 }
 
 impl Outcome {
@@ -70,6 +72,7 @@ impl Outcome {
             Outcome::OutputRejected => "output_rejected",
             Outcome::AuditUnavailable => "audit_unavailable",
             Outcome::Cancelled => "cancelled",
+            Outcome::InputRequired => "input_required",
         }
     }
 
@@ -90,7 +93,8 @@ impl Outcome {
             | Outcome::Crashed
             | Outcome::Unavailable
             | Outcome::OutputRejected
-            | Outcome::Cancelled => None,
+            | Outcome::Cancelled
+            | Outcome::InputRequired => None,
         }
     }
 
@@ -110,6 +114,7 @@ impl Outcome {
                 CallError::Output(_) => Outcome::OutputRejected,
                 CallError::AuditUnavailable(_) => Outcome::AuditUnavailable,
                 CallError::Cancelled { .. } => Outcome::Cancelled,
+                CallError::InputRequired { .. } => Outcome::InputRequired,
                 CallError::Sandbox { error, .. } => match error {
                     SandboxError::Limit(LimitHit::Timeout(_)) => Outcome::Timeout,
                     SandboxError::Limit(LimitHit::Memory(_)) => Outcome::OutOfMemory,
