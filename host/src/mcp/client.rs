@@ -142,12 +142,34 @@ impl PeerClient {
         {
             return Some(no_server_requests(version, what));
         }
-        (!declared).then(|| {
-            ClientError::Unsupported(format!(
-                "the client did not declare the `{what}` capability"
-            ))
-        })
+        undeclared(what, declared).err()
     }
+}
+
+/// `Err(unsupported)` when the client did not declare the capability `what`.
+pub(super) fn undeclared(what: &str, declared: bool) -> Result<(), ClientError> {
+    if declared {
+        Ok(())
+    } else {
+        Err(ClientError::Unsupported(format!(
+            "the client did not declare the `{what}` capability"
+        )))
+    }
+}
+
+/// Whether `capabilities` take a form elicitation: declared as such, or implied by an
+/// elicitation capability naming no mode.
+pub(super) fn takes_forms(capabilities: &ClientCapabilities) -> bool {
+    capabilities
+        .elicitation
+        .as_ref()
+        .is_some_and(|e| e.form.is_some() || e.url.is_none())
+}
+
+/// The plugin's `requested-schema`, read as a schema MCP lets an elicitation show.
+pub(super) fn form_schema(schema: &str) -> Result<ElicitationSchema, ClientError> {
+    serde_json::from_str(schema)
+        .map_err(|e| ClientError::InvalidRequest(format!("requested-schema: {e}")))
 }
 
 impl Client for PeerClient {
@@ -219,17 +241,10 @@ impl Client for PeerClient {
         schema: String,
     ) -> BoxFuture<'_, Result<ElicitationAnswer, ClientError>> {
         async move {
-            // Form mode: declared as such, or implied by a capability naming no mode.
-            let declared = self
-                .capabilities
-                .elicitation
-                .as_ref()
-                .is_some_and(|e| e.form.is_some() || e.url.is_none());
-            if let Some(error) = self.cannot_ask("elicitation", declared) {
+            if let Some(error) = self.cannot_ask("elicitation", takes_forms(&self.capabilities)) {
                 return Err(error);
             }
-            let requested_schema: ElicitationSchema = serde_json::from_str(&schema)
-                .map_err(|e| ClientError::InvalidRequest(format!("requested-schema: {e}")))?;
+            let requested_schema = form_schema(&schema)?;
             let request = ServerRequest::ElicitRequest(ElicitRequest::new(
                 ElicitRequestParams::FormElicitationParams {
                     meta: None,

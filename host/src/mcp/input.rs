@@ -7,7 +7,7 @@
 //! things in the same order replays to where it stopped. `requestState` carries the
 //! earlier answers, bound to the tool and its arguments.
 
-use super::client::{sampling_params, sampling_response};
+use super::client::{form_schema, sampling_params, sampling_response, takes_forms, undeclared};
 use crate::sandbox::bindings::mcp::tools::client::{
     ElicitationAnswer, Error as ClientError, LogLevel, SamplingRequest, SamplingResponse,
 };
@@ -16,9 +16,7 @@ use base64::Engine as _;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use rmcp::ErrorData as McpError;
-use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, ElicitationSchema, InputRequest, InputRequiredResult,
-};
+use rmcp::model::{CallToolRequestParams, ClientCapabilities, InputRequest, InputRequiredResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -163,11 +161,7 @@ impl Client for InputRound {
         request: SamplingRequest,
     ) -> BoxFuture<'_, Result<SamplingResponse, ClientError>> {
         async move {
-            if self.capabilities.sampling.is_none() {
-                return Err(ClientError::Unsupported(
-                    "the client did not declare the `sampling` capability".into(),
-                ));
-            }
+            undeclared("sampling", self.capabilities.sampling.is_some())?;
             let params = sampling_params(request)?;
             let (key, answer) = self.next("sampling");
             match answer {
@@ -187,18 +181,8 @@ impl Client for InputRound {
         schema: String,
     ) -> BoxFuture<'_, Result<ElicitationAnswer, ClientError>> {
         async move {
-            let declared = self
-                .capabilities
-                .elicitation
-                .as_ref()
-                .is_some_and(|e| e.form.is_some() || e.url.is_none());
-            if !declared {
-                return Err(ClientError::Unsupported(
-                    "the client did not declare the `elicitation` capability".into(),
-                ));
-            }
-            let schema: ElicitationSchema = serde_json::from_str(&schema)
-                .map_err(|e| ClientError::InvalidRequest(format!("requested-schema: {e}")))?;
+            undeclared("elicitation", takes_forms(&self.capabilities))?;
+            let schema = form_schema(&schema)?;
             let (key, answer) = self.next("elicitation");
             match answer {
                 Some(answer) => elicitation_answer(answer),
