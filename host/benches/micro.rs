@@ -144,7 +144,7 @@ fn ratelimit(c: &mut Criterion) {
     let limiter = ToolLimiter::new(&config);
     let plugin = PluginName::try_from("echo".to_owned()).unwrap();
     c.bench_function("ratelimit/check", |b| {
-        b.iter(|| black_box(limiter.check("ada", &plugin, "echo")))
+        b.iter(|| black_box(limiter.check_here("ada", &plugin, "echo")))
     });
 }
 

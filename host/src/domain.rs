@@ -346,3 +346,34 @@ mod tests {
         assert!(Sha256Pin::try_from("abc".to_owned()).is_err());
     }
 }
+
+/// A URL as logs and errors may show it: its password (if any) replaced by `***`. Text
+/// that is not a URL is not shown at all: it may be a secret that failed to parse.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                // Only URLs that cannot have a password refuse one, and this one has.
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "(a value that is not a URL)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_in_urls_are_never_shown() {
+        let shown = redact_url("postgres://app:s3cret@db.internal:5432/auth");
+        assert_eq!(shown, "postgres://app:***@db.internal:5432/auth");
+        assert_eq!(
+            redact_url("redis://10.0.0.5:6379/2"),
+            "redis://10.0.0.5:6379/2"
+        );
+        assert!(!redact_url("postgres://app:s3cret@[bad").contains("s3cret"));
+    }
+}

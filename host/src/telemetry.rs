@@ -16,6 +16,9 @@ pub const CALL_SECONDS: &str = "mcp_tool_call_duration_seconds";
 pub const DENIALS: &str = "mcp_denials_total";
 /// Calls refused by a rate limit, by budget.
 pub const RATE_LIMITED: &str = "mcp_rate_limited_total";
+/// Rate-limit checks the shared store (Redis) could not answer, by what the call got
+/// (`deny` or `allow`, as `on_store_error` says).
+pub const LIMIT_STORE_ERRORS: &str = "mcp_rate_limit_store_errors_total";
 /// Plugin instances running a call now, by plugin.
 pub const INSTANCES: &str = "mcp_instances_in_use";
 /// Audit records waiting for the writer.
@@ -59,6 +62,10 @@ fn describe() {
     );
     metrics::describe_counter!(DENIALS, "Requests and calls refused, by step.");
     metrics::describe_counter!(RATE_LIMITED, "Calls refused by a rate limit, by budget.");
+    metrics::describe_counter!(
+        LIMIT_STORE_ERRORS,
+        "Rate-limit checks the shared store could not answer, by decision."
+    );
     metrics::describe_gauge!(INSTANCES, "Plugin instances running a call, by plugin.");
     metrics::describe_gauge!(AUDIT_QUEUE, "Audit records waiting for the writer.");
     metrics::describe_histogram!(
@@ -83,6 +90,12 @@ pub fn denied(step: &'static str) {
 /// A call was over its `budget`.
 pub fn rate_limited(budget: &'static str) {
     counter!(RATE_LIMITED, "budget" => budget).increment(1);
+}
+
+/// The shared rate-limit store failed a check; the call was `decision` (`deny`,
+/// `allow`).
+pub fn limit_store_error(decision: &'static str) {
+    counter!(LIMIT_STORE_ERRORS, "decision" => decision).increment(1);
 }
 
 /// A call of `plugin` started (`+1`) or ended (`-1`).

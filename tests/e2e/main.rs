@@ -22,6 +22,7 @@ mod python_sdk;
 mod rate_limits;
 mod records;
 mod reload;
+mod replicas;
 mod results;
 mod scaffold;
 mod secrets;

@@ -168,7 +168,7 @@ mod tests {
         assert_eq!(embedded.leeway(), DEFAULT_LEEWAY);
         assert_eq!(
             embedded.embedded.database,
-            Path::new("/etc/mcp/data/auth.sqlite")
+            crate::auth::embedded::config::Database::Sqlite("/etc/mcp/data/auth.sqlite".into())
         );
         assert_eq!(parse("mode = \"off\"").unwrap().mode, AuthMode::Off);
         let external = parse(

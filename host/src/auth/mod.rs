@@ -173,7 +173,7 @@ impl Auth {
                 let kek = kek().map_err(AuthError::Kek)?;
                 let issuer = base.as_str().trim_end_matches('/').to_owned();
                 let resource = resource_of(base);
-                let store = Store::open_sqlite(&config.embedded.database).await?;
+                let store = Store::open(&config.embedded.database).await?;
                 let keys = KeyRing::open(store.clone(), kek, embedded::flow::now()).await?;
                 let documents = embedded::client_metadata::ClientMetadata::new(
                     config.embedded.client_metadata.clone(),

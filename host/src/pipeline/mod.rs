@@ -14,7 +14,7 @@ pub mod output;
 
 use crate::audit::{self, Audit};
 use crate::domain::Scope;
-use crate::ratelimit::{RateLimited, ToolLimiter};
+use crate::ratelimit::{RateLimited, Refusal, ToolLimiter};
 use crate::registry::{RegisteredTool, Registry};
 use crate::sandbox::bindings::exports::mcp::tools::tools::CallError as PluginError;
 use crate::sandbox::bindings::mcp::tools::types::Content;
@@ -77,6 +77,16 @@ pub enum CallError {
         tool: String,
         /// Which budget, its rate and when it allows a call again.
         limit: RateLimited,
+    },
+    /// The shared rate-limit store cannot be read, and the operator chose to refuse
+    /// calls then (`on_store_error = "deny"`).
+    #[error(
+        "The server cannot check the rate limits for `{tool}` right now, so it does not run \
+         it. Try again shortly."
+    )]
+    LimitsUnavailable {
+        /// The tool.
+        tool: String,
     },
     /// The arguments do not match the tool's input schema.
     #[error("Invalid arguments for `{tool}`: {problems}")]
@@ -269,6 +279,15 @@ impl Pipeline {
             .map(|tool| tool.mirrors_params_in_headers)
     }
 
+    /// Whether the pipeline can run calls: the audit log is writable and the shared
+    /// rate-limit store (if any) answers. The error says which is not.
+    pub async fn ready(&self) -> Result<(), String> {
+        if !self.audit.healthy() {
+            return Err("the audit log cannot be written".into());
+        }
+        self.limiter.ready().await
+    }
+
     /// One tool call, step by step, and its record. Tool failures come back as
     /// [`CallError`]s the MCP layer turns into `isError` results the model can read;
     /// only a tool that does not exist is a protocol error.
@@ -332,9 +351,15 @@ impl Pipeline {
         //    user, per tool); the plugin is not invoked over any of them.
         self.limiter
             .check(ctx.caller.subject(), &tool.plugin.name, &call.tool)
-            .map_err(|limit| CallError::RateLimited {
-                tool: call.tool.clone(),
-                limit,
+            .await
+            .map_err(|refusal| match refusal {
+                Refusal::Limited(limit) => CallError::RateLimited {
+                    tool: call.tool.clone(),
+                    limit,
+                },
+                Refusal::StoreDown => CallError::LimitsUnavailable {
+                    tool: call.tool.clone(),
+                },
             })?;
         // 4. validate the arguments against the tool's JSON Schema.
         tool.input

@@ -24,6 +24,8 @@ pub enum Outcome {
     ToolError,
     /// One of the caller's budgets for the tool was spent.
     RateLimited,
+    /// The shared rate-limit store could not be read, and calls are refused then.
+    LimitsUnavailable,
     /// The arguments did not match the tool's input schema.
     InvalidArguments,
     /// No plugin offers the tool.
@@ -60,6 +62,7 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::ToolError => "tool_error",
             Outcome::RateLimited => "rate_limited",
+            Outcome::LimitsUnavailable => "limits_unavailable",
             Outcome::InvalidArguments => "invalid_arguments",
             Outcome::UnknownTool => "unknown_tool",
             Outcome::Unauthenticated => "unauthenticated",
@@ -82,7 +85,7 @@ impl Outcome {
             Outcome::UnknownTool => Some("lookup"),
             Outcome::Unauthenticated => Some("authenticate"),
             Outcome::Forbidden => Some("authorize"),
-            Outcome::RateLimited => Some("rate_limit"),
+            Outcome::RateLimited | Outcome::LimitsUnavailable => Some("rate_limit"),
             Outcome::InvalidArguments => Some("validate"),
             Outcome::Busy => Some("admit"),
             Outcome::AuditUnavailable => Some("audit"),
@@ -107,6 +110,7 @@ impl Outcome {
                 CallError::UnknownTool(_) => Outcome::UnknownTool,
                 CallError::Forbidden { .. } => Outcome::Forbidden,
                 CallError::RateLimited { .. } => Outcome::RateLimited,
+                CallError::LimitsUnavailable { .. } => Outcome::LimitsUnavailable,
                 CallError::InvalidArguments { .. } => Outcome::InvalidArguments,
                 CallError::Busy { .. } => Outcome::Busy,
                 CallError::Plugin(_) => Outcome::ToolError,

@@ -2,15 +2,19 @@
 //! are limited per user, per tool (all users together) and per user x tool, with
 //! per-plugin and per-tool overrides ([`ToolLimiter`]); HTTP requests to the
 //! authorization server and requests that fail authentication are limited per client
-//! address ([`AddressLimiter`]). Every limiter's memory is bounded ([`keyed`]).
+//! address ([`AddressLimiter`]). Every limiter's memory is bounded ([`keyed`]). The
+//! tool-call budgets live in this process, or in Redis for several replicas
+//! ([`shared`]); the per-address limits always live in this process.
 
 pub mod keyed;
 pub mod rate;
+pub mod shared;
 
 use crate::domain::PluginName;
 use keyed::KeyedLimiter;
 pub use rate::Rate;
 use serde::{Deserialize, Deserializer};
+use shared::{LimitStore, OnStoreError, SharedBudgets, SharedRefusal, Spend, StoreDown};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
@@ -45,6 +49,13 @@ pub struct RateLimitConfig {
     /// keys closest to a full allowance are forgotten.
     #[serde(default = "default_max_tracked_keys")]
     pub max_tracked_keys: usize,
+    /// Where the tool-call budgets are kept: `"memory"` (this process, the default)
+    /// or a `redis://` URL every replica shares.
+    #[serde(default)]
+    pub store: LimitStore,
+    /// With a Redis store: what a call gets when Redis cannot answer.
+    #[serde(default)]
+    pub on_store_error: OnStoreError,
 }
 
 impl Default for RateLimitConfig {
@@ -57,6 +68,8 @@ impl Default for RateLimitConfig {
             tools: BTreeMap::new(),
             per_address: PerAddress::default(),
             max_tracked_keys: DEFAULT_MAX_TRACKED_KEYS,
+            store: LimitStore::InProcess,
+            on_store_error: OnStoreError::Deny,
         }
     }
 }
@@ -223,6 +236,15 @@ impl RateLimited {
     }
 }
 
+/// Why the limiter refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// One of its budgets is spent.
+    Limited(RateLimited),
+    /// The shared store cannot be read, and `on_store_error = "deny"`.
+    StoreDown,
+}
+
 /// A wait in whole seconds, rounded up, at least 1.
 pub fn whole_seconds(wait: Duration) -> u64 {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -264,10 +286,13 @@ pub struct ToolLimiter {
     per_user: Option<Limited<String>>,
     /// Each tool's budgets, made on its first call.
     tools: RwLock<HashMap<(PluginName, String), Arc<ToolBudgets>>>,
+    /// With `store = "redis://..."`: the budgets every replica shares (the in-process
+    /// limiters above are then unused).
+    shared: Option<SharedBudgets>,
 }
 
 impl ToolLimiter {
-    /// The limiter for `config`.
+    /// The limiter for `config`. A Redis store is connected on first use.
     pub fn new(config: &RateLimitConfig) -> Self {
         Self {
             per_user: config
@@ -275,6 +300,69 @@ impl ToolLimiter {
                 .map(|rate| Limited::new(rate, config.max_tracked_keys)),
             config: config.clone(),
             tools: RwLock::new(HashMap::new()),
+            shared: match &config.store {
+                LimitStore::InProcess => None,
+                LimitStore::Redis(store) => {
+                    Some(SharedBudgets::new(store.clone(), config.on_store_error))
+                }
+            },
+        }
+    }
+
+    /// Spends one call of `subject`'s budgets for `plugin`'s `tool`, here or in the
+    /// shared store, most specific first; or says why not.
+    pub async fn check(
+        &self,
+        subject: &str,
+        plugin: &PluginName,
+        tool: &str,
+    ) -> Result<(), Refusal> {
+        let Some(shared) = &self.shared else {
+            return self
+                .check_here(subject, plugin, tool)
+                .map_err(Refusal::Limited);
+        };
+        let rates = self.config.rates_for(plugin, tool);
+        let mut spends = Vec::with_capacity(3);
+        let whose = [plugin.as_str(), tool, subject];
+        if let Some(rate) = rates.per_user_tool {
+            spends.push(Spend {
+                budget: Budget::UserTool,
+                rate,
+                key: &whose,
+            });
+        }
+        if let Some(rate) = self.config.per_user {
+            spends.push(Spend {
+                budget: Budget::User,
+                rate,
+                key: &whose[2..],
+            });
+        }
+        if let Some(rate) = rates.per_tool {
+            spends.push(Spend {
+                budget: Budget::Tool,
+                rate,
+                key: &whose[..2],
+            });
+        }
+        if spends.is_empty() {
+            return Ok(());
+        }
+        shared
+            .check(&spends)
+            .await
+            .map_err(|refusal| match refusal {
+                SharedRefusal::Limited(limited) => Refusal::Limited(limited),
+                SharedRefusal::StoreDown(StoreDown) => Refusal::StoreDown,
+            })
+    }
+
+    /// Whether the shared store (if any) answers: for the readiness check.
+    pub async fn ready(&self) -> Result<(), String> {
+        match &self.shared {
+            Some(shared) => shared.ping().await,
+            None => Ok(()),
         }
     }
 
@@ -283,9 +371,15 @@ impl ToolLimiter {
         Self::new(&RateLimitConfig::default())
     }
 
-    /// Spends one call of `subject`'s budgets for `plugin`'s `tool`, most specific
-    /// first, or says which budget is spent and when it allows a call again.
-    pub fn check(&self, subject: &str, plugin: &PluginName, tool: &str) -> Result<(), RateLimited> {
+    /// Spends one call of `subject`'s budgets for `plugin`'s `tool` in this process,
+    /// most specific first, or says which budget is spent and when it allows a call
+    /// again.
+    pub fn check_here(
+        &self,
+        subject: &str,
+        plugin: &PluginName,
+        tool: &str,
+    ) -> Result<(), RateLimited> {
         let budgets = self.budgets(plugin, tool);
         let subject = subject.to_owned();
         if let Some(limited) = &budgets.per_user_tool {
@@ -484,18 +578,20 @@ mod tests {
         let limiter =
             ToolLimiter::new(&config("per_user_tool = \"2/min\"\nper_tool = \"3/min\"\n").unwrap());
         let weather = plugin("weather");
-        limiter.check("alice", &weather, "forecast").unwrap();
-        limiter.check("alice", &weather, "forecast").unwrap();
-        let refused = limiter.check("alice", &weather, "forecast").unwrap_err();
+        limiter.check_here("alice", &weather, "forecast").unwrap();
+        limiter.check_here("alice", &weather, "forecast").unwrap();
+        let refused = limiter
+            .check_here("alice", &weather, "forecast")
+            .unwrap_err();
         assert_eq!(refused.budget, Budget::UserTool);
         assert_eq!(refused.retry_after_seconds(), 30);
         // Bob's own budget is untouched, but the tool's is nearly spent.
-        limiter.check("bob", &weather, "forecast").unwrap();
-        let refused = limiter.check("bob", &weather, "forecast").unwrap_err();
+        limiter.check_here("bob", &weather, "forecast").unwrap();
+        let refused = limiter.check_here("bob", &weather, "forecast").unwrap_err();
         assert_eq!(refused.budget, Budget::Tool);
         assert_eq!(refused.retry_after_seconds(), 20);
         // Another tool has budgets of its own.
-        limiter.check("alice", &weather, "alerts").unwrap();
+        limiter.check_here("alice", &weather, "alerts").unwrap();
     }
 
     #[test]

@@ -42,7 +42,8 @@
 //! `/.well-known/oauth-protected-resource[/mcp]` serves the protected resource
 //! metadata; in embedded mode the authorization server's endpoints ([`oauth`]) are at
 //! `/.well-known/oauth-authorization-server` and `/oauth/*`, behind a per-address limit
-//! ([`limits`]); `/healthz` answers `ok`; `/metrics` serves Prometheus metrics
+//! ([`limits`]); `/healthz` answers `ok`; `/readyz` checks the audit log, the auth
+//! database and the rate-limit store ([`ready`]); `/metrics` serves Prometheus metrics
 //! ([`metrics`]) unless `metrics_listen` gives them a listener of their own.
 //! None of these passes the Host check or authentication.
 
@@ -54,6 +55,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod origin;
 pub mod proxy;
+pub mod ready;
 pub mod tls;
 
 use crate::auth::Auth;
@@ -304,6 +306,7 @@ pub fn router(
         pipeline: pipeline.clone(),
         limits,
     });
+    let pipeline_for_ready = pipeline.clone();
     let handler = McpHandler::new(pipeline);
     let mcp = Router::new()
         .fallback_service(mcp_service(handler.clone(), shutdown))
@@ -338,6 +341,10 @@ pub fn router(
             .as_ref()
             .is_some_and(|url| url.scheme() == "https");
     let authorization_server = auth.authorization_server().cloned();
+    let readiness = ready::Readiness {
+        pipeline: pipeline_for_ready,
+        auth: auth.clone(),
+    };
     let metadata = Router::new()
         .route(
             "/.well-known/oauth-protected-resource",
@@ -350,6 +357,7 @@ pub fn router(
         .with_state(auth);
     let mut router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready::readyz).with_state(readiness))
         .merge(metadata)
         .nest("/mcp", mcp);
     if let Some(scrape) = metrics {

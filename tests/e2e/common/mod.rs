@@ -16,6 +16,7 @@ pub mod oauth;
 pub mod plugins;
 pub mod sdk;
 pub mod secrets;
+pub mod services;
 pub mod tls;
 pub mod upstream;
 

@@ -18,6 +18,9 @@ pub const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
 pub struct OAuthClient {
     pub base: String,
     pub client_id: String,
+    /// The resource it asks tokens for: `base` + `/mcp`, unless replicas behind one
+    /// public URL serve it ([`OAuthClient::for_resource`]).
+    pub resource: String,
     /// Keeps the CSRF cookie between the page and the form, like a browser.
     http: reqwest::Client,
 }
@@ -115,12 +118,19 @@ impl OAuthClient {
         Self {
             base: base.to_owned(),
             client_id: client_id.to_owned(),
+            resource: format!("{base}/mcp"),
             http: reqwest::Client::builder()
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
         }
+    }
+
+    /// The same client asking for tokens for `resource`.
+    pub fn for_resource(mut self, resource: &str) -> Self {
+        self.resource = resource.to_owned();
+        self
     }
 
     /// The authorization request's parameters.
@@ -132,7 +142,7 @@ impl OAuthClient {
             ("code_challenge", &pkce.challenge),
             ("code_challenge_method", "S256"),
             ("state", "state-123"),
-            ("resource", &format!("{}/mcp", self.base)),
+            ("resource", &self.resource),
             ("scope", scope),
         ]
         .into_iter()
@@ -225,7 +235,7 @@ impl OAuthClient {
             ("code_verifier", &pkce.verifier),
             ("client_id", &self.client_id),
             ("redirect_uri", REDIRECT_URI),
-            ("resource", &format!("{}/mcp", self.base)),
+            ("resource", &self.resource),
         ])
         .await
     }

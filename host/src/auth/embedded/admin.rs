@@ -58,20 +58,20 @@ pub async fn add_user(
     let scopes =
         (!scopes.is_empty()).then(|| scopes.iter().map(|s| s.as_str().to_owned()).collect());
     let user = new_user(name, password, scopes).map_err(AdminError::Invalid)?;
-    let store = Store::open_sqlite(&config.database).await?;
+    let store = Store::open(&config.database).await?;
     if !store.add_user(&user, now()).await? {
         return Err(AdminError::Exists(name.to_owned()));
     }
-    eprintln!("added user `{name}` to {}", config.database.display());
+    eprintln!("added user `{name}` to {}", config.database);
     Ok(())
 }
 
 /// `users list`: names and the scopes each may grant, on stdout.
 pub async fn list_users(config: &EmbeddedConfig) -> Result<(), AdminError> {
-    let store = Store::open_sqlite(&config.database).await?;
+    let store = Store::open(&config.database).await?;
     let users = store.users().await?;
     if users.is_empty() {
-        eprintln!("no users in {}", config.database.display());
+        eprintln!("no users in {}", config.database);
     }
     for user in users {
         let scopes = user
@@ -84,18 +84,18 @@ pub async fn list_users(config: &EmbeddedConfig) -> Result<(), AdminError> {
 
 /// `users rm NAME`.
 pub async fn remove_user(config: &EmbeddedConfig, name: &str) -> Result<(), AdminError> {
-    let store = Store::open_sqlite(&config.database).await?;
+    let store = Store::open(&config.database).await?;
     if !store.remove_user(name).await? {
         return Err(AdminError::NoSuchUser(name.to_owned()));
     }
-    eprintln!("removed user `{name}` from {}", config.database.display());
+    eprintln!("removed user `{name}` from {}", config.database);
     Ok(())
 }
 
 /// `auth rotate-key`: a new signing key; the old ones stay published until the last
 /// token they signed has expired. Returns the new key's id.
 pub async fn rotate_key(config: &EmbeddedConfig, kek: &Kek) -> Result<String, AdminError> {
-    let store = Store::open_sqlite(&config.database).await?;
+    let store = Store::open(&config.database).await?;
     let kid = KeyRing::rotate(&store, kek, now(), config.access_ttl()).await?;
     eprintln!(
         "new signing key `{kid}`; the old keys stay published for {} (a running host \

@@ -2,7 +2,7 @@
 //! tokens live, and the clients the operator registers in advance.
 
 use super::client_metadata::ClientMetadataConfig;
-use crate::domain::HumanDuration;
+use crate::domain::{HumanDuration, redact_url};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,9 +16,10 @@ pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddedConfig {
-    /// The SQLite database (created on first start).
+    /// The database: a SQLite file (created on first start), or a Postgres URL that
+    /// several replicas share.
     #[serde(default = "default_database")]
-    pub database: PathBuf,
+    pub database: Database,
     /// Lifetime of access tokens (default 10m; 1m to 24h).
     #[serde(default)]
     pub access_token_ttl: Option<HumanDuration>,
@@ -45,8 +46,72 @@ impl Default for EmbeddedConfig {
     }
 }
 
-fn default_database() -> PathBuf {
-    PathBuf::from("data/auth.sqlite")
+fn default_database() -> Database {
+    Database::Sqlite(PathBuf::from("data/auth.sqlite"))
+}
+
+/// Where the authorization server's state lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file: one host process.
+    Sqlite(PathBuf),
+    /// A Postgres URL (`postgres://user:password@host/db`): any number of replicas.
+    Postgres(String),
+}
+
+impl Database {
+    /// Reads `database = "..."`: a `postgres://` or `postgresql://` URL, else a path.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            let url = url::Url::parse(text).map_err(|e| {
+                format!(
+                    "[auth.embedded] database: not a Postgres URL ({e}): {}",
+                    redact_url(text)
+                )
+            })?;
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(format!(
+                    "[auth.embedded] database: the Postgres URL names no host: {}",
+                    redact_url(text)
+                ));
+            }
+            return Ok(Self::Postgres(text.to_owned()));
+        }
+        if text.contains("://") {
+            return Err(format!(
+                "[auth.embedded] database: `{}` is neither a file path nor a postgres:// URL",
+                redact_url(text)
+            ));
+        }
+        if text.trim().is_empty() {
+            return Err("[auth.embedded] database: empty; a file path or a postgres:// URL".into());
+        }
+        Ok(Self::Sqlite(PathBuf::from(text)))
+    }
+}
+
+/// The database as logs and errors show it: a URL's password is replaced by `***`.
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(url) => f.write_str(&redact_url(url)),
+        }
+    }
+}
+
+/// Like [`Display`](std::fmt::Display): a `Debug` never shows the password either.
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Database({self})")
+    }
+}
+
+impl<'de> Deserialize<'de> for Database {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Database::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// A client the operator registers: `{ client_id, name, redirect_uris }`.
@@ -64,7 +129,9 @@ pub struct ConfiguredClient {
 impl EmbeddedConfig {
     /// Checks the section and resolves `database` against `base`.
     pub fn resolve(&mut self, base: &Path) -> Result<(), String> {
-        self.database = base.join(&self.database);
+        if let Database::Sqlite(path) = &mut self.database {
+            *path = base.join(&*path);
+        }
         self.client_metadata.resolve(base);
         let access = self.access_ttl();
         if !(Duration::from_secs(60)..=Duration::from_secs(24 * 3600)).contains(&access) {

@@ -194,6 +194,11 @@ pub struct AuthorizationServer {
 }
 
 impl AuthorizationServer {
+    /// Whether its database answers (for the readiness check).
+    pub async fn ping(&self) -> Result<(), super::store::StoreError> {
+        self.store.ping().await
+    }
+
     /// The server for `issuer` issuing tokens for `resource` with `scopes`, over
     /// `store` and `keys`; registers the configured clients.
     pub async fn new(

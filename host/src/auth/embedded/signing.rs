@@ -73,15 +73,20 @@ struct AccessClaims<'a> {
 }
 
 impl KeyRing {
-    /// Opens the key ring, making the first key if the database has none.
+    /// Opens the key ring, making the first key if the database has none (one key
+    /// however many replicas start together on one database).
     pub async fn open(store: Store, kek: Kek, now: i64) -> Result<Self, KeyError> {
         let current = match newest_active(&store, now).await? {
             Some(record) => unseal(&kek, &record)?,
             None => {
-                let (record, current) = generate(&kek, now)?;
-                store.put_key(&record).await?;
-                tracing::info!(kid = %record.kid, "made the authorization server's signing key");
-                current
+                let (record, made) = generate(&kek, now)?;
+                let (record, stored) = store.signing_key_or(now, record).await?;
+                if stored {
+                    tracing::info!(kid = %record.kid, "made the authorization server's signing key");
+                    made
+                } else {
+                    unseal(&kek, &record)?
+                }
             }
         };
         Ok(Self {

@@ -1,11 +1,14 @@
 //! The authorization server's state in a database (sqlx): clients, users, authorization
-//! codes, refresh tokens and their families, signing keys. SQLite now (WAL mode, a file
-//! the operator names); every query is plain SQL with `$n` parameters and portable
-//! types (TEXT, BIGINT), so the same statements run on Postgres. Codes and refresh
-//! tokens are stored as SHA-256 digests: the database never holds a usable one.
-//! Single use is a conditional update whose affected-row count decides, so two
-//! requests racing for one code cannot both win.
+//! codes, refresh tokens and their families, signing keys. SQLite for one process (WAL
+//! mode, a file the operator names) or Postgres for several replicas: every query is
+//! plain SQL with `$n` parameters and portable types (TEXT, BIGINT), the same
+//! statements on both. Codes and refresh tokens are stored as SHA-256 digests: the
+//! database never holds a usable one. Single use is a conditional update whose
+//! affected-row count decides, so two requests (or two replicas) racing for one code
+//! cannot both win; the first signing key is made under a row lock, so replicas
+//! starting together share one.
 
+use super::config::Database;
 use sha2::{Digest, Sha256};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
@@ -35,8 +38,14 @@ pub enum StoreError {
 }
 
 /// The schema, in order. Never edit a released one: add the next.
-const MIGRATIONS: [(i64, &str, &str); 1] =
-    [(1, "initial schema", include_str!("schema/0001_initial.sql"))];
+const MIGRATIONS: [(i64, &str, &str); 2] = [
+    (1, "initial schema", include_str!("schema/0001_initial.sql")),
+    (
+        2,
+        "signing key lock",
+        include_str!("schema/0002_key_lock.sql"),
+    ),
+];
 
 /// [`MIGRATIONS`] for sqlx's migrator (which records what ran, and on Postgres takes an
 /// advisory lock so replicas starting together migrate once).
@@ -164,6 +173,15 @@ pub fn digest(secret: &str) -> String {
 }
 
 impl Store {
+    /// Opens `database` and brings its schema up to date (on Postgres, under sqlx's
+    /// advisory lock: replicas starting together migrate once).
+    pub async fn open(database: &Database) -> Result<Self, StoreError> {
+        match database {
+            Database::Sqlite(path) => Self::open_sqlite(path).await,
+            Database::Postgres(url) => Self::open_url(url, database.to_string()).await,
+        }
+    }
+
     /// Opens (creating it if missing) the SQLite database at `path`, in WAL mode, and
     /// brings its schema up to date.
     pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
@@ -206,6 +224,8 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(8)
+            // A database that stops answering fails requests, not hangs them.
+            .acquire_timeout(std::time::Duration::from_secs(5))
             .connect(url)
             .await
             .map_err(database)?;
@@ -532,44 +552,56 @@ impl Store {
 
     /// Stores a signing key.
     pub async fn put_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, public_jwk, private_sealed, created_at, \
-             retired_at, publish_until) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&key.kid)
-        .bind(&key.public_jwk)
-        .bind(&key.private_sealed)
-        .bind(key.created_at)
-        .bind(key.retired_at)
-        .bind(key.publish_until)
-        .execute(&self.pool)
-        .await
-        .map_err(self.err())?;
-        Ok(())
+        insert_key(&self.pool, key).await.map_err(self.err())
     }
 
     /// Every key still published at `now`, newest first.
     pub async fn keys(&self, now: i64) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT kid, public_jwk, private_sealed, created_at, retired_at, publish_until \
-             FROM signing_keys WHERE publish_until IS NULL OR publish_until > $1 \
-             ORDER BY created_at DESC, kid",
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.err())?;
-        Ok(rows
+        keys_in(&self.pool, now).await.map_err(self.err())
+    }
+
+    /// The newest key that still signs; if there is none, `new` is stored and
+    /// returned (`true`: it was stored). Done under the key lock row, so of several
+    /// processes starting together on one database exactly one makes the key and the
+    /// others use it.
+    pub async fn signing_key_or(
+        &self,
+        now: i64,
+        new: KeyRecord,
+    ) -> Result<(KeyRecord, bool), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(self.err())?;
+        // The write comes first: it takes the lock (a row lock on Postgres, the write
+        // lock on SQLite) before anything is read, so the read below sees what the
+        // process that held it before committed.
+        sqlx::query("UPDATE key_lock SET taken_at = $1 WHERE id = 1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err())?;
+        let found = keys_in(&mut *tx, now)
+            .await
+            .map_err(self.err())?
             .into_iter()
-            .map(|row| KeyRecord {
-                kid: row.get(0),
-                public_jwk: row.get(1),
-                private_sealed: row.get(2),
-                created_at: row.get(3),
-                retired_at: row.get(4),
-                publish_until: row.get(5),
-            })
-            .collect())
+            .find(|k| k.retired_at.is_none());
+        let made = found.is_none();
+        let key = match found {
+            Some(key) => key,
+            None => {
+                insert_key(&mut *tx, &new).await.map_err(self.err())?;
+                new
+            }
+        };
+        tx.commit().await.map_err(self.err())?;
+        Ok((key, made))
+    }
+
+    /// Whether the database answers (for readiness checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(())
     }
 
     /// Retires every signing key but `keep`: they stop signing at `now` and stay
@@ -614,6 +646,52 @@ impl Store {
         }
         Ok(purged)
     }
+}
+
+/// Every key still published at `now`, newest first, read through `db`.
+async fn keys_in<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    now: i64,
+) -> Result<Vec<KeyRecord>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT kid, public_jwk, private_sealed, created_at, retired_at, publish_until \
+         FROM signing_keys WHERE publish_until IS NULL OR publish_until > $1 \
+         ORDER BY created_at DESC, kid",
+    )
+    .bind(now)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| KeyRecord {
+            kid: row.get(0),
+            public_jwk: row.get(1),
+            private_sealed: row.get(2),
+            created_at: row.get(3),
+            retired_at: row.get(4),
+            publish_until: row.get(5),
+        })
+        .collect())
+}
+
+/// Stores `key` through `db`.
+async fn insert_key<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    key: &KeyRecord,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, public_jwk, private_sealed, created_at, \
+         retired_at, publish_until) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&key.kid)
+    .bind(&key.public_jwk)
+    .bind(&key.private_sealed)
+    .bind(key.created_at)
+    .bind(key.retired_at)
+    .bind(key.publish_until)
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,373 @@
+//! Several host processes sharing state, as behind a load balancer: auth state in a
+//! real Postgres (tokens, refresh families, codes and signing keys mean the same on
+//! every replica), rate-limit budgets in a real Redis (one allowance across replicas,
+//! and what happens while Redis is away), and `/readyz` telling a load balancer which
+//! replica can serve.
+
+use crate::common::idp::Idp;
+use crate::common::oauth::{Login, OAuthClient, Pkce};
+use crate::common::services::{Postgres, Redis, free_port};
+use crate::common::{Host, plugin, run_host, stateless_call, toml_path, toml_str};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// The fixture plugin offering `open` (no scope).
+fn plugin_section() -> String {
+    let tools = json!([{"name": "open", "input_schema": {"type": "object"}}]);
+    format!(
+        "[plugins.fix]\npath = {}\nenv = {{ FIXTURE_TOOLS = {} }}\n",
+        toml_path(&plugin("fixture")),
+        toml_str(&tools.to_string()),
+    )
+}
+
+fn base(host: &Host) -> String {
+    format!("http://{}", host.addr)
+}
+
+/// Starts one host per config at the same time (as replicas behind a load balancer
+/// start), each with `env`.
+fn start_together(configs: &[String], env: &[(&str, &str)]) -> Vec<Host> {
+    std::thread::scope(|scope| {
+        let started: Vec<_> = configs
+            .iter()
+            .map(|config| scope.spawn(move || Host::start(config, env)))
+            .collect();
+        started
+            .into_iter()
+            .map(|handle| handle.join().expect("a replica started"))
+            .collect()
+    })
+}
+
+/// A stateless `tools/call` of `open` with `token` to `host`: the JSON-RPC `result`.
+async fn call(host: &Host, token: &str) -> Value {
+    let response = stateless_call(&reqwest::Client::new(), &host.mcp_url(), "open", json!({}))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the replica answers");
+    assert_eq!(response.status(), StatusCode::OK, "{response:?}");
+    let answer: Value = response.json().await.expect("JSON");
+    answer["result"].clone()
+}
+
+/// `/readyz` of `host`: status and body.
+async fn readyz(host: &Host) -> (StatusCode, Value) {
+    let response = reqwest::get(format!("{}/readyz", base(host)))
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+/// Postgres, a KEK, and the config every replica of the embedded server shares (the
+/// same public URL, so the same issuer and audience).
+struct AuthCluster {
+    postgres: Postgres,
+    kek: String,
+    public_url: String,
+    dir: tempfile::TempDir,
+}
+
+impl AuthCluster {
+    fn new() -> Self {
+        let (_, kek, _) = run_host(&["keygen"]);
+        Self {
+            postgres: Postgres::start(),
+            kek: kek.trim().to_owned(),
+            public_url: format!("http://127.0.0.1:{}", free_port()),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn config(&self) -> String {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"{}\"\n\
+             [auth]\nmode = \"embedded\"\n[auth.embedded]\ndatabase = \"{}\"\n{}",
+            self.public_url,
+            self.postgres.url(),
+            plugin_section(),
+        )
+    }
+
+    fn env(&self) -> [(&str, &str); 1] {
+        [("MCP_HOST_KEK", self.kek.as_str())]
+    }
+
+    /// `users add NAME` through the CLI, against Postgres.
+    fn add_user(&self, name: &str, password: &str) {
+        let config = self.dir.path().join("users.toml");
+        std::fs::write(&config, self.config()).unwrap();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-wasm-host"));
+        command
+            .args(["users", "add", name, "--config"])
+            .arg(&config)
+            .env("MCP_HOST_KEK", &self.kek);
+        let (status, _, stderr) =
+            crate::common::host::run_with_input(command, &format!("{password}\n"));
+        assert!(status.success(), "{stderr}");
+        assert!(!stderr.contains("test-password"), "{stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_postgres_share_keys_tokens_refresh_families_and_codes() {
+    let cluster = AuthCluster::new();
+    cluster.add_user("alice", "alice-password-1");
+    // Two replicas starting at once on an empty database: the schema is migrated once
+    // and one signing key is made between them.
+    let replicas = start_together(&[cluster.config(), cluster.config()], &cluster.env());
+    let (a, b) = (&replicas[0], &replicas[1]);
+    let jwks = |host: &Host| {
+        let url = format!("{}/oauth/jwks.json", base(host));
+        async move {
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let (keys_a, keys_b) = (jwks(a).await, jwks(b).await);
+    assert_eq!(keys_a["keys"].as_array().unwrap().len(), 1, "{keys_a}");
+    assert_eq!(keys_a, keys_b, "one signing key, published by both");
+    for host in [a, b] {
+        let (status, ready) = readyz(host).await;
+        assert_eq!(status, StatusCode::OK, "{ready}");
+        assert_eq!(ready["checks"]["auth_database"], "ok", "{ready}");
+    }
+
+    // A token issued through A is accepted by B.
+    let resource = format!("{}/mcp", cluster.public_url);
+    let client_a = OAuthClient::register(&base(a))
+        .await
+        .for_resource(&resource);
+    let pkce = Pkce::new();
+    let login = Login::Password("alice", "alice-password-1");
+    let code = client_a.authorize(&pkce, "", &login).await;
+    let (status, tokens) = client_a.exchange(&code, &pkce).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    let result = call(b, access).await;
+    assert_eq!(result["isError"], json!(false), "{result}");
+
+    // A refresh on B rotates the family A issued...
+    let client_b = OAuthClient::existing(&base(b), &client_a.client_id).for_resource(&resource);
+    let first_refresh = tokens["refresh_token"].as_str().unwrap();
+    let (status, rotated) = client_b.refresh(first_refresh).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let second_refresh = rotated["refresh_token"].as_str().unwrap();
+    assert_ne!(first_refresh, second_refresh);
+    let result = call(a, rotated["access_token"].as_str().unwrap()).await;
+    assert_eq!(result["isError"], json!(false), "{result}");
+    // ...and the first token reused on A revokes the whole family, B's new one too.
+    let (status, reused) = client_a.refresh(first_refresh).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reused}");
+    assert_eq!(reused["error"], "invalid_grant");
+    let (status, revoked) = client_b.refresh(second_refresh).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{revoked}");
+    assert_eq!(revoked["error"], "invalid_grant");
+
+    // Two replicas race for one authorization code: exactly one gets a token.
+    for _ in 0..3 {
+        let pkce = Pkce::new();
+        let code = client_a.authorize(&pkce, "", &login).await;
+        let ((status_a, _), (status_b, _)) = tokio::join!(
+            client_a.exchange(&code, &pkce),
+            client_b.exchange(&code, &pkce)
+        );
+        let winners = [status_a, status_b]
+            .iter()
+            .filter(|s| **s == StatusCode::OK)
+            .count();
+        assert_eq!(winners, 1, "A: {status_a}, B: {status_b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_restarted_on_postgres_keeps_the_key_and_the_users() {
+    let cluster = AuthCluster::new();
+    cluster.add_user("alice", "alice-password-1");
+    let mut first = Host::start(&cluster.config(), &cluster.env());
+    let before = reqwest::get(format!("{}/oauth/jwks.json", base(&first)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    first.kill();
+    let again = Host::start(&cluster.config(), &cluster.env());
+    let after = reqwest::get(format!("{}/oauth/jwks.json", base(&again)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(before, after, "the same key after a restart");
+    let client = OAuthClient::register(&base(&again))
+        .await
+        .for_resource(&format!("{}/mcp", cluster.public_url));
+    let pkce = Pkce::new();
+    let code = client
+        .authorize(&pkce, "", &Login::Password("alice", "alice-password-1"))
+        .await;
+    assert_eq!(client.exchange(&code, &pkce).await.0, StatusCode::OK);
+    // A wrong KEK cannot open the shared key: the replica refuses to start, saying why.
+    let (_, other_kek, _) = run_host(&["keygen"]);
+    let (status, stderr) =
+        crate::common::start_refused(&cluster.config(), &[("MCP_HOST_KEK", other_kek.trim())]);
+    assert!(!status.success());
+    assert!(stderr.contains("does not open with this KEK"), "{stderr}");
+    assert!(!stderr.contains("test-password"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_postgres_url_is_refused_without_showing_its_password() {
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[auth]\nmode = \"embedded\"\n\
+         [auth.embedded]\ndatabase = \"postgres://mcp:hunter2@127.0.0.1:{}/auth\"\n{}",
+        free_port(),
+        plugin_section(),
+    );
+    let (_, kek, _) = run_host(&["keygen"]);
+    let (status, stderr) = crate::common::start_refused(&config, &[("MCP_HOST_KEK", kek.trim())]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("auth database postgres://mcp:***@127.0.0.1"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    let config = config.replace("postgres://mcp:hunter2@127.0.0.1", "postgres://");
+    let (status, stderr) = crate::common::start_refused(&config, &[("MCP_HOST_KEK", kek.trim())]);
+    assert!(!status.success());
+    assert!(stderr.contains("[auth.embedded] database"), "{stderr}");
+}
+
+/// A replica trusting `idp` with `limits` (its `[rate_limits]` body).
+fn limited_replica(idp: &Idp, limits: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n{}\n{}\n[rate_limits]\n{limits}\n",
+        idp.auth_section(),
+        plugin_section(),
+    )
+}
+
+/// A token for `subject` at `host`.
+fn token(idp: &Idp, host: &Host, subject: &str) -> String {
+    let mut claims = idp.claims(&host.mcp_url(), "");
+    claims["sub"] = json!(subject);
+    idp.key.sign(&claims)
+}
+
+fn is_limited(result: &Value) -> bool {
+    result["isError"] == json!(true)
+        && result["structuredContent"]["error"]["code"] == json!("RATE_LIMITED")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_user_limit_in_redis_holds_across_replicas() {
+    let idp = Idp::start().await;
+    let redis = Redis::start();
+    let limits = format!("store = \"{}\"\nper_user = \"5/min\"\n", redis.url());
+    let config = limited_replica(&idp, &limits);
+    let replicas = start_together(&[config.clone(), config], &[]);
+    let (a, b) = (&replicas[0], &replicas[1]);
+    let (on_a, on_b) = (token(&idp, a, "alice"), token(&idp, b, "alice"));
+    for _ in 0..3 {
+        let result = call(a, &on_a).await;
+        assert_eq!(result["isError"], json!(false), "{result}");
+    }
+    for _ in 0..2 {
+        let result = call(b, &on_b).await;
+        assert_eq!(result["isError"], json!(false), "{result}");
+    }
+    // The sixth call is over the budget on either replica.
+    for (host, token) in [(a, &on_a), (b, &on_b)] {
+        let result = call(host, token).await;
+        assert!(is_limited(&result), "{result}");
+        let wait = result["structuredContent"]["error"]["retry_after_seconds"]
+            .as_u64()
+            .unwrap();
+        assert!((1..=12).contains(&wait), "one call refills in 12 s: {wait}");
+    }
+    // Another user has a budget of their own.
+    let result = call(b, &token(&idp, b, "bob")).await;
+    assert_eq!(result["isError"], json!(false), "{result}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_away_deny_refuses_and_allow_serves_and_both_recover() {
+    let idp = Idp::start().await;
+    let mut redis = Redis::start();
+    let deny = limited_replica(
+        &idp,
+        &format!("store = \"{}\"\nper_user = \"100/min\"\n", redis.url()),
+    );
+    let allow = limited_replica(
+        &idp,
+        &format!(
+            "store = \"{}\"\nper_user = \"100/min\"\non_store_error = \"allow\"\n",
+            redis.url()
+        ),
+    );
+    let replicas = start_together(&[deny, allow], &[]);
+    let (denying, allowing) = (&replicas[0], &replicas[1]);
+    let (on_deny, on_allow) = (
+        token(&idp, denying, "carol"),
+        token(&idp, allowing, "carol"),
+    );
+    assert_eq!(call(denying, &on_deny).await["isError"], json!(false));
+    assert_eq!(readyz(denying).await.0, StatusCode::OK);
+
+    redis.stop();
+    let refused = call(denying, &on_deny).await;
+    assert_eq!(refused["isError"], json!(true), "{refused}");
+    let text = refused["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("cannot check the rate limits"), "{text}");
+    let served = call(allowing, &on_allow).await;
+    assert_eq!(served["isError"], json!(false), "{served}");
+    let (status, ready) = readyz(denying).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    let why = ready["checks"]["pipeline"]["error"].as_str().unwrap();
+    assert!(why.contains("redis://127.0.0.1"), "{why}");
+    // Counted, by what the calls got.
+    let metrics = |host: &Host| {
+        let url = format!("{}/metrics", base(host));
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    let counted = metrics(denying).await;
+    assert!(
+        counted
+            .lines()
+            .any(|l| l.starts_with("mcp_rate_limit_store_errors_total{decision=\"deny\"}")),
+        "{counted}"
+    );
+    assert!(
+        metrics(allowing).await.contains("decision=\"allow\""),
+        "the allowing replica counts too"
+    );
+    let log = denying.wait_for_log("rate-limit store unavailable", Duration::from_secs(5));
+    assert!(log.contains("rate-limit store unavailable"), "{log}");
+    let audit_outcome = denying.wait_for_log("outcome=limits_unavailable", Duration::from_secs(5));
+    assert!(audit_outcome.contains("outcome=limits_unavailable"));
+
+    redis.restart();
+    let mut recovered = false;
+    for _ in 0..50 {
+        let result = call(denying, &on_deny).await;
+        if result["isError"] == json!(false) {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        recovered,
+        "the denying replica serves again once Redis is back"
+    );
+    assert_eq!(call(allowing, &on_allow).await["isError"], json!(false));
+    assert_eq!(readyz(denying).await.0, StatusCode::OK);
+}
