@@ -44,6 +44,13 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   apt_install chromium chromium-driver
 fi
 
+phase "Postgres, Redis"
+# Real engines for the replica tests, which start their own servers on loopback with
+# data in temp folders: Debian's PostgreSQL and Redis.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ ! -x /usr/bin/redis-server ]; then
+  apt_install postgresql redis-server
+fi
+
 phase "fmt, clippy"
 cargo fmt --all -- --check
 # The host and the guest SDK are linted and tested one at a time: built together, cargo

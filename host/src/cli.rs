@@ -260,13 +260,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::Verify { files },
         } => {
-            let verified = crate::audit::verify::verify(&files)?;
-            match (verified.first_seq, verified.last_seq) {
-                (Some(first), Some(last)) => println!(
-                    "ok: {} records (numbers {first} to {last}) in {} files; the chain is intact",
-                    verified.records, verified.files
-                ),
-                _ => println!("ok: no records in {} files", verified.files),
+            let logs = crate::audit::verify::verify_chains(&files)?;
+            let several = logs.len() > 1;
+            for verified in logs {
+                let whose = match (&verified.chain.replica, several) {
+                    (Some(replica), _) => {
+                        format!("{} (replica {replica}): ", verified.log.display())
+                    }
+                    (None, true) => format!("{}: ", verified.log.display()),
+                    (None, false) => String::new(),
+                };
+                let chain = &verified.chain;
+                match (chain.first_seq, chain.last_seq) {
+                    (Some(first), Some(last)) => println!(
+                        "{whose}ok: {} records (numbers {first} to {last}) in {} files; the chain \
+                         is intact",
+                        chain.records, chain.files
+                    ),
+                    _ => println!("{whose}ok: no records in {} files", chain.files),
+                }
             }
         }
         Command::Secrets { config, command } => {

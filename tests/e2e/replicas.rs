@@ -1,8 +1,9 @@
 //! Several host processes sharing state, as behind a load balancer: auth state in a
 //! real Postgres (tokens, refresh families, codes and signing keys mean the same on
 //! every replica), rate-limit budgets in a real Redis (one allowance across replicas,
-//! and what happens while Redis is away), and `/readyz` telling a load balancer which
-//! replica can serve.
+//! and what happens while Redis is away), `/readyz` telling a load balancer which
+//! replica can serve, and a replica killed under load losing no answered call's
+//! record.
 
 use crate::common::idp::Idp;
 use crate::common::oauth::{Login, OAuthClient, Pkce};
@@ -10,6 +11,8 @@ use crate::common::services::{Postgres, Redis, free_port};
 use crate::common::{Host, plugin, run_host, stateless_call, toml_path, toml_str};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The fixture plugin offering `open` (no scope).
@@ -370,4 +373,176 @@ async fn while_redis_is_away_deny_refuses_and_allow_serves_and_both_recover() {
     );
     assert_eq!(call(allowing, &on_allow).await["isError"], json!(false));
     assert_eq!(readyz(denying).await.0, StatusCode::OK);
+}
+
+/// Sends `open` calls from 4 workers, alternating between `urls`, until `stop` is set
+/// (or 4000 calls): the `x-request-id` of every call answered with a result, by the
+/// index of the replica that answered and whether it came after `killed` was set.
+async fn load(
+    urls: [String; 2],
+    stop: Arc<AtomicBool>,
+    killed: Arc<AtomicBool>,
+) -> Vec<(usize, bool, String)> {
+    let urls = Arc::new(urls);
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            let (urls, stop, killed) = (urls.clone(), stop.clone(), killed.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut answered = Vec::new();
+                for n in 0..1000 {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let replica = (worker + n) % 2;
+                    let after_kill = killed.load(Ordering::SeqCst);
+                    let sent = stateless_call(&http, &urls[replica], "open", json!({}))
+                        .timeout(Duration::from_secs(10))
+                        .send()
+                        .await;
+                    let Ok(response) = sent else { continue };
+                    let id = response
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let Ok(answer) = response.json::<Value>().await else {
+                        continue;
+                    };
+                    if answer["result"]["isError"] == json!(false) {
+                        answered.push((replica, after_kill, id.expect("a request id")));
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    let mut answered = Vec::new();
+    for worker in workers {
+        answered.extend(worker.await.unwrap());
+    }
+    answered
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_under_load_loses_no_answered_call_and_rejoins() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = |name: &str| {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n[rate_limits]\nstore = \"{}\"\n\
+             per_user = \"1000000/min\"\n[audit]\npath = {}\nreplica = \"{name}\"\n\
+             fsync = \"always\"\n",
+            plugin_section(),
+            redis.url(),
+            toml_path(&dir.path().join(format!("audit-{name}.jsonl"))),
+        )
+    };
+    let mut replicas = start_together(&[config("a"), config("b")], &[]);
+    let (stop, killed) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let urls = [replicas[0].mcp_url(), replicas[1].mcp_url()];
+    let traffic = tokio::spawn(load(urls, stop.clone(), killed.clone()));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    killed.store(true, Ordering::SeqCst);
+    replicas[0].kill();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop.store(true, Ordering::SeqCst);
+    let answered = traffic.await.unwrap();
+    let by = |replica: usize, after: bool| {
+        answered
+            .iter()
+            .filter(|(r, a, _)| *r == replica && *a == after)
+            .count()
+    };
+    assert!(
+        by(0, false) > 0 && by(1, false) > 0,
+        "both served: {answered:?}"
+    );
+    assert!(by(1, true) > 0, "the survivor kept serving");
+    eprintln!(
+        "answered: a {} before the kill, b {} before and {} after",
+        by(0, false),
+        by(1, false),
+        by(1, true)
+    );
+
+    // The killed replica restarts on its own log and serves again.
+    let again = Host::start(&config("a"), &[]);
+    // (Authentication is off: the token is not read.)
+    let result = call(&again, "unused").await;
+    assert_eq!(result["isError"], json!(false), "{result}");
+    drop(again);
+    replicas[1].terminate(Duration::from_secs(10));
+
+    // Every answered call is in a verified chain, exactly once.
+    let files: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.to_string_lossy().ends_with(".lock"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let mut args = vec!["audit", "verify"];
+    args.extend(files.iter().map(String::as_str));
+    let (status, stdout, stderr) = run_host(&args);
+    assert!(status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("(replica a): ok:"), "{stdout}");
+    assert!(stdout.contains("(replica b): ok:"), "{stdout}");
+    let mut recorded = std::collections::HashMap::<String, usize>::new();
+    for file in &files {
+        for line in std::fs::read_to_string(file).unwrap().lines() {
+            let record: Value = serde_json::from_str(line).unwrap();
+            if record["event"] == "tool_call" {
+                let id = record["request_id"].as_str().unwrap_or_default().to_owned();
+                *recorded.entry(id).or_default() += 1;
+            }
+        }
+    }
+    for (_, _, id) in &answered {
+        assert_eq!(recorded.get(id), Some(&1), "call {id} recorded once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_from_another_replica_gets_404_so_the_client_starts_anew() {
+    let config = format!("[server]\nlisten = \"127.0.0.1:0\"\n{}", plugin_section());
+    let replicas = start_together(&[config.clone(), config], &[]);
+    let http = reqwest::Client::new();
+    let post = |host: &Host, body: Value, session: Option<&str>| {
+        let mut request = http
+            .post(host.mcp_url())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .body(body.to_string());
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        request.send()
+    };
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                   "clientInfo": {"name": "e2e", "version": "1"}}
+    });
+    let answer = post(&replicas[0], initialize, None).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let session = answer.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let elsewhere = post(&replicas[1], list.clone(), Some(&session))
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), StatusCode::NOT_FOUND, "{elsewhere:?}");
+    // The replica that made the session serves it.
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    post(&replicas[0], initialized, Some(&session))
+        .await
+        .unwrap();
+    let here = post(&replicas[0], list, Some(&session)).await.unwrap();
+    assert_eq!(here.status(), StatusCode::OK);
 }

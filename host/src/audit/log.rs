@@ -33,6 +33,8 @@ pub struct Log {
     prev: String,
     /// Rotate before the live file grows past this.
     max_size: u64,
+    /// The replica every record is stamped with, if named.
+    replica: Option<String>,
 }
 
 impl Log {
@@ -102,13 +104,19 @@ impl Log {
             next_seq,
             prev,
             max_size,
+            replica: None,
         };
         Ok((log, recovered))
     }
 
+    /// Stamps every record from now on with `replica` (`[audit] replica`).
+    pub fn set_replica(&mut self, replica: Option<String>) {
+        self.replica = replica;
+    }
+
     /// Seals `record` as the next in the chain: its line (with the newline).
     fn seal(&mut self, record: &Record) -> String {
-        let (mut line, hash) = record.seal(self.next_seq, &self.prev);
+        let (mut line, hash) = record.seal(self.next_seq, &self.prev, self.replica.as_deref());
         line.push('\n');
         self.next_seq += 1;
         self.prev = hash;

@@ -47,6 +47,10 @@ pub struct AuditConfig {
     /// Records that may wait for the writer; past it, calls wait for room.
     #[serde(default = "default_queue")]
     pub queue: usize,
+    /// This replica's name, in every record it writes (several replicas: one chain
+    /// each, in a file each; `audit verify` reports each chain).
+    #[serde(default)]
+    pub replica: Option<String>,
 }
 
 impl Default for AuditConfig {
@@ -58,6 +62,7 @@ impl Default for AuditConfig {
             max_file_size: default_max_file_size(),
             record_arguments: RecordArguments::default(),
             queue: default_queue(),
+            replica: None,
         }
     }
 }
@@ -109,6 +114,17 @@ impl AuditConfig {
         if !(1..=1_000_000).contains(&self.queue) {
             return Err(format!("[audit] queue = {}: from 1 to 1000000", self.queue));
         }
+        if let Some(replica) = &self.replica {
+            let good = (1..=64).contains(&replica.len())
+                && replica
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !good {
+                return Err(format!(
+                    "[audit] replica = {replica:?}: 1 to 64 letters, digits, `.`, `_` or `-`"
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -143,11 +159,12 @@ impl AdminLog {
         let Some(path) = &config.path else {
             return Ok(Self { log: None });
         };
-        let (log, _) =
+        let (mut log, _) =
             log::Log::open(path, config.max_file_size.0).map_err(|source| AuditError::Open {
                 path: path.clone(),
                 source,
             })?;
+        log.set_replica(config.replica.clone());
         Ok(Self { log: Some(log) })
     }
 
@@ -199,7 +216,8 @@ impl Audit {
             path: path.clone(),
             source,
         };
-        let (log, recovered) = log::Log::open(path, config.max_file_size.0).map_err(open)?;
+        let (mut log, recovered) = log::Log::open(path, config.max_file_size.0).map_err(open)?;
+        log.set_replica(config.replica.clone());
         let (queue, receiver) = mpsc::channel(config.queue);
         let shared = Arc::new(Shared {
             failed: AtomicBool::new(false),
@@ -210,6 +228,7 @@ impl Audit {
             max_size: config.max_file_size.0,
             sync_always: config.fsync == Fsync::Always,
             interval: config.fsync_interval.0,
+            replica: config.replica.clone(),
         };
         let thread_shared = shared.clone();
         let writer = std::thread::Builder::new()
@@ -416,6 +435,11 @@ mod tests {
         );
         let err = toml::from_str::<AuditConfig>("fsync = \"sometimes\"").unwrap_err();
         assert!(err.to_string().contains("sometimes"), "{err}");
+        let mut config: AuditConfig = toml::from_str("replica = \"a b\"").unwrap();
+        let err = config.resolve(Path::new("/")).unwrap_err();
+        assert!(err.contains("[audit] replica = \"a b\""), "{err}");
+        let mut config: AuditConfig = toml::from_str("replica = \"eu-1.a\"").unwrap();
+        assert!(config.resolve(Path::new("/")).is_ok());
         let err = toml::from_str::<AuditConfig>("record_arguments = \"all\"").unwrap_err();
         assert!(err.to_string().contains("all"), "{err}");
     }

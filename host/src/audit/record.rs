@@ -73,6 +73,10 @@ pub struct Record {
     /// Event-specific details (a plugin's tools, a client's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<Value>,
+    /// The replica that wrote it (`[audit] replica`), stamped by the log as it seals
+    /// the record: each replica writes a chain of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 impl Record {
@@ -85,13 +89,16 @@ impl Record {
         }
     }
 
-    /// The line this record becomes as number `seq` after a record hashed `prev`, and
-    /// its own hash.
-    pub fn seal(&self, seq: u64, prev: &str) -> (String, String) {
+    /// The line this record becomes as number `seq` after a record hashed `prev` in
+    /// the chain of `replica` (if named), and its own hash.
+    pub fn seal(&self, seq: u64, prev: &str, replica: Option<&str>) -> (String, String) {
         let mut fields = match serde_json::to_value(self) {
             Ok(Value::Object(fields)) => fields,
             _ => unreachable!("a record serializes to an object"),
         };
+        if let Some(replica) = replica {
+            fields.insert("replica".into(), replica.into());
+        }
         fields.insert("seq".into(), seq.into());
         fields.insert("prev".into(), prev.into());
         let hash = digest(&fields);
@@ -248,7 +255,7 @@ mod tests {
     fn a_sealed_line_carries_its_chain_and_hash() {
         let mut record = Record::now("tool_call");
         record.tool = Some("get_weather".into());
-        let (line, hash) = record.seal(7, GENESIS);
+        let (line, hash) = record.seal(7, GENESIS, None);
         let parsed: Map<String, Value> = serde_json::from_str(&line).unwrap();
         assert_eq!(parsed["seq"], 7);
         assert_eq!(parsed["prev"], GENESIS);
@@ -261,8 +268,8 @@ mod tests {
         without.remove("hash");
         assert_eq!(digest(&without), hash);
         // A different place in the chain is a different hash.
-        assert_ne!(record.seal(8, GENESIS).1, hash);
-        assert_ne!(record.seal(7, &hash).1, hash);
+        assert_ne!(record.seal(8, GENESIS, None).1, hash);
+        assert_ne!(record.seal(7, &hash, None).1, hash);
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! `mcp-wasm-host audit verify FILE...`: checks the hash chain across the live file and
 //! the files rotated out of it (given in any order: they are put in chain order by
-//! their first record), and names the first line that breaks it, and why.
+//! their first record), and names the first line that breaks it, and why. Files of
+//! several logs (one per replica: `audit-a.jsonl`, `audit-b.jsonl` and their rotated
+//! `.NNN` files) are grouped by log and each chain is checked and reported
+//! ([`verify_chains`]); every record of a chain must name the same replica.
 
 use super::record::{GENESIS, digest};
 use serde_json::{Map, Value};
@@ -19,6 +22,50 @@ pub struct Verified {
     pub last_seq: Option<u64>,
     /// Files read.
     pub files: usize,
+    /// The replica its records name (`None`: unnamed).
+    pub replica: Option<String>,
+}
+
+/// One log's chain, verified: the live file's path and what it holds.
+#[derive(Debug, PartialEq, Eq)]
+pub struct VerifiedLog {
+    /// The live file (the rotated files are beside it).
+    pub log: PathBuf,
+    /// The chain.
+    pub chain: Verified,
+}
+
+/// Verifies each log's chain among `paths`: files are grouped by the live file they
+/// belong to (`PATH` and `PATH.<seq>`), in the order the logs were first named.
+pub fn verify_chains(paths: &[PathBuf]) -> Result<Vec<VerifiedLog>, VerifyError> {
+    let mut logs: Vec<(PathBuf, Vec<PathBuf>)> = Vec::new();
+    for path in paths {
+        let log = live_file(path);
+        match logs.iter_mut().find(|(l, _)| *l == log) {
+            Some((_, files)) => files.push(path.clone()),
+            None => logs.push((log, vec![path.clone()])),
+        }
+    }
+    logs.into_iter()
+        .map(|(log, files)| {
+            Ok(VerifiedLog {
+                chain: verify(&files)?,
+                log,
+            })
+        })
+        .collect()
+}
+
+/// The live file `path` belongs to: itself, or what it was rotated from
+/// (`PATH.<20 digits>`).
+fn live_file(path: &Path) -> PathBuf {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    match name.rsplit_once('.') {
+        Some((stem, seq)) if seq.len() == 20 && seq.bytes().all(|b| b.is_ascii_digit()) => {
+            path.with_file_name(stem)
+        }
+        _ => path.to_owned(),
+    }
 }
 
 /// Why the chain does not hold.
@@ -61,6 +108,7 @@ pub fn verify(paths: &[PathBuf]) -> Result<Verified, VerifyError> {
         first_seq: chain.first_seq,
         last_seq: chain.expected.map(|next| next - 1),
         files: ordered.len(),
+        replica: chain.replica.flatten(),
     })
 }
 
@@ -71,6 +119,8 @@ struct Chain {
     /// The next record's number, once one was read.
     expected: Option<u64>,
     prev: Option<String>,
+    /// The first record's replica (`Some(None)`: it named none).
+    replica: Option<Option<String>>,
 }
 
 impl Chain {
@@ -124,6 +174,23 @@ impl Chain {
             return Err(format!(
                 "record {seq} does not match its hash: the line was changed"
             ));
+        }
+        let replica = fields
+            .get("replica")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        match &self.replica {
+            None => self.replica = Some(replica),
+            Some(chain) if *chain != replica => {
+                let name = |r: &Option<String>| r.clone().unwrap_or_else(|| "(none)".into());
+                return Err(format!(
+                    "record {seq} names replica {}, but the chain is replica {}'s: records of \
+                     two logs were mixed",
+                    name(&replica),
+                    name(chain)
+                ));
+            }
+            Some(_) => {}
         }
         match (self.expected, &self.prev) {
             (Some(expected), _) if seq != expected => {
@@ -181,7 +248,7 @@ mod tests {
             .map(|seq| {
                 let mut record = Record::now("tool_call");
                 record.tool = Some(format!("t{seq}"));
-                let (line, hash) = record.seal(seq, &prev);
+                let (line, hash) = record.seal(seq, &prev, None);
                 prev = hash;
                 line
             })
@@ -240,7 +307,7 @@ mod tests {
         let mut forged = good.clone();
         let mut record = Record::now("tool_call");
         record.tool = Some("forged".into());
-        forged[3] = record.seal(3, GENESIS).0;
+        forged[3] = record.seal(3, GENESIS, None).0;
         assert!(
             check(&forged)
                 .unwrap_err()
@@ -250,5 +317,54 @@ mod tests {
         first.remove(0);
         // A log whose beginning was rotated away still verifies from where it starts.
         assert_eq!(check(&first).unwrap().first_seq, Some(1));
+    }
+
+    /// `n` records of `replica`'s chain, as lines.
+    fn replica_lines(n: u64, replica: &str) -> Vec<String> {
+        let mut prev = GENESIS.to_owned();
+        (0..n)
+            .map(|seq| {
+                let (line, hash) = Record::now("tool_call").seal(seq, &prev, Some(replica));
+                prev = hash;
+                line
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_replica_log_is_a_chain_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, lines: &[String]| {
+            let path = dir.path().join(name);
+            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let a = replica_lines(5, "a");
+        let b = replica_lines(3, "b");
+        // Replica a's log was rotated once: its first three records are aside.
+        let a_old = write("audit-a.jsonl.00000000000000000000", &a[..3]);
+        let a_live = write("audit-a.jsonl", &a[3..]);
+        let b_live = write("audit-b.jsonl", &b);
+        let logs = verify_chains(&[a_live.clone(), b_live.clone(), a_old]).unwrap();
+        assert_eq!(logs.len(), 2);
+        assert_eq!(logs[0].log, a_live);
+        assert_eq!(logs[0].chain.replica.as_deref(), Some("a"));
+        assert_eq!((logs[0].chain.records, logs[0].chain.files), (5, 2));
+        assert_eq!(logs[1].chain.replica.as_deref(), Some("b"));
+        assert_eq!(logs[1].chain.last_seq, Some(2));
+        // A record of b's chain in a's file breaks a's chain; so does a record that
+        // follows a's chain but names b.
+        let mut mixed = a.clone();
+        mixed[2] = b[2].clone();
+        let mixed = write("mixed.jsonl", &mixed);
+        assert!(verify_chains(&[mixed]).is_err());
+        let last: Value = serde_json::from_str(&a[4]).unwrap();
+        let (forged, _) =
+            Record::now("tool_call").seal(5, last["hash"].as_str().unwrap(), Some("b"));
+        let mut claimed = a;
+        claimed.push(forged);
+        let err = check(&claimed).unwrap_err();
+        assert!(err.starts_with("6: record 5 names replica b"), "{err}");
     }
 }

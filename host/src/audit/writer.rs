@@ -52,6 +52,8 @@ pub struct Settings {
     pub sync_always: bool,
     /// With `sync_always` off, sync at least this often.
     pub interval: Duration,
+    /// The replica every record is stamped with.
+    pub replica: Option<String>,
 }
 
 /// Runs the writer until it is closed or every sender is gone.
@@ -138,6 +140,7 @@ pub fn run(settings: Settings, log: Log, mut queue: mpsc::Receiver<Message>, sha
 fn reopen(settings: &Settings, shared: &Shared) -> Option<Log> {
     match Log::open(&settings.path, settings.max_size) {
         Ok((mut log, recovered)) => {
+            log.set_replica(settings.replica.clone());
             let mut note = Record::now("recovered");
             note.reason = Some(match recovered.and_then(|r| r.reason) {
                 Some(reason) => format!("the audit log can be written again; {reason}"),
