@@ -44,11 +44,13 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   apt_install chromium chromium-driver
 fi
 
-phase "Postgres, Redis"
+phase "Postgres, Redis, HAProxy"
 # Real engines for the replica tests, which start their own servers on loopback with
-# data in temp folders: Debian's PostgreSQL and Redis.
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ ! -x /usr/bin/redis-server ]; then
-  apt_install postgresql redis-server
+# data in temp folders: Debian's PostgreSQL, Redis and HAProxy (the cluster example's
+# load balancer).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ ! -x /usr/bin/redis-server ] \
+  || [ ! -x /usr/sbin/haproxy ]; then
+  apt_install postgresql redis-server haproxy
 fi
 
 phase "fmt, clippy"

@@ -8,7 +8,7 @@
 use crate::common::idp::Idp;
 use crate::common::oauth::{Login, OAuthClient, Pkce};
 use crate::common::services::{Postgres, Redis, free_port};
-use crate::common::{Host, plugin, run_host, stateless_call, toml_path, toml_str};
+use crate::common::{Host, plugin, run_host, stateless_call, toml_path, toml_str, workspace_root};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -299,6 +299,28 @@ async fn a_per_user_limit_in_redis_holds_across_replicas() {
     // Another user has a budget of their own.
     let result = call(b, &token(&idp, b, "bob")).await;
     assert_eq!(result["isError"], json!(false), "{result}");
+    // One key per user's budget, each expiring when its budget is full again (at most
+    // a minute for 5/min): idle users cost Redis nothing.
+    let mut redis = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("mcp-wasm-host:rate:*")
+        .query(&mut redis)
+        .unwrap();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "mcp-wasm-host:rate:per_user:alice",
+            "mcp-wasm-host:rate:per_user:bob"
+        ]
+    );
+    for key in keys {
+        let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut redis).unwrap();
+        assert!((1..=60_000).contains(&ttl), "{key}: {ttl} ms");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,6 +395,38 @@ async fn while_redis_is_away_deny_refuses_and_allow_serves_and_both_recover() {
     );
     assert_eq!(call(allowing, &on_allow).await["isError"], json!(false));
     assert_eq!(readyz(denying).await.0, StatusCode::OK);
+}
+
+/// A 2025-11-25 `initialize` request.
+fn initialize() -> Value {
+    json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                   "clientInfo": {"name": "e2e", "version": "1"}}
+    })
+}
+
+/// A 2025-11-25 request: `body` to `url` in `session` (if any), with `token` (if any).
+fn legacy_post(
+    http: &reqwest::Client,
+    url: &str,
+    body: Value,
+    session: Option<&str>,
+    token: Option<&str>,
+) -> impl Future<Output = reqwest::Result<reqwest::Response>> + use<> {
+    let mut request = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(body.to_string());
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send()
 }
 
 /// Sends `open` calls from 4 workers, alternating between `urls`, until `stop` is set
@@ -511,23 +565,9 @@ async fn a_session_from_another_replica_gets_404_so_the_client_starts_anew() {
     let replicas = start_together(&[config.clone(), config], &[]);
     let http = reqwest::Client::new();
     let post = |host: &Host, body: Value, session: Option<&str>| {
-        let mut request = http
-            .post(host.mcp_url())
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25")
-            .body(body.to_string());
-        if let Some(session) = session {
-            request = request.header("mcp-session-id", session);
-        }
-        request.send()
+        legacy_post(&http, &host.mcp_url(), body, session, None)
     };
-    let initialize = json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {},
-                   "clientInfo": {"name": "e2e", "version": "1"}}
-    });
-    let answer = post(&replicas[0], initialize, None).await.unwrap();
+    let answer = post(&replicas[0], initialize(), None).await.unwrap();
     assert_eq!(answer.status(), StatusCode::OK);
     let session = answer.headers()["mcp-session-id"]
         .to_str()
@@ -545,4 +585,199 @@ async fn a_session_from_another_replica_gets_404_so_the_client_starts_anew() {
         .unwrap();
     let here = post(&replicas[0], list, Some(&session)).await.unwrap();
     assert_eq!(here.status(), StatusCode::OK);
+}
+
+/// A process killed (and reaped) on drop.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_example_serves_through_its_load_balancer() {
+    // examples/cluster as its run.sh starts it, with ports from the OS and the data in
+    // a temp folder: real Postgres, Redis, HAProxy and two replicas.
+    let (postgres, redis) = (Postgres::start(), Redis::start());
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes");
+    std::fs::create_dir(&notes).unwrap();
+    let (lb, a_port, b_port) = (free_port(), free_port(), free_port());
+    let example = |name: &str| {
+        std::fs::read_to_string(workspace_root().join("examples/cluster").join(name)).unwrap()
+    };
+    let replaced = |text: String, swaps: &[(&str, String)]| {
+        let mut text = text;
+        for (old, new) in swaps {
+            assert!(text.contains(old), "the example has `{old}`");
+            text = text.replace(old, new);
+        }
+        text
+    };
+    let swaps = [
+        ("127.0.0.1:8080", format!("127.0.0.1:{lb}")),
+        ("127.0.0.1:8081", format!("127.0.0.1:{a_port}")),
+        ("127.0.0.1:8082", format!("127.0.0.1:{b_port}")),
+    ];
+    let replica = |name: &str| {
+        let mut swaps = swaps.to_vec();
+        swaps.retain(|(old, _)| example(name).contains(old));
+        swaps.extend([
+            (
+                "\"postgres://mcp:mcp-example-password@127.0.0.1:55432/mcp_auth\"",
+                toml_str(&postgres.url()),
+            ),
+            ("\"redis://127.0.0.1:56379/0\"", toml_str(&redis.url())),
+            (
+                "\"../../target/cluster/audit-",
+                format!("\"{}/audit-", dir.path().display()),
+            ),
+            (
+                "\"../../target/wasm32-wasip2/release/weather.wasm\"",
+                toml_path(&plugin("weather")),
+            ),
+            (
+                "\"../../target/wasm32-wasip2/release/notes.wasm\"",
+                toml_path(&plugin("notes")),
+            ),
+            ("\"../../target/cluster/notes\"", toml_path(&notes)),
+        ]);
+        replaced(example(name), &swaps)
+    };
+    let (a, b) = (replica("replica-a.toml"), replica("replica-b.toml"));
+    // The example's users are added with the CLI, against the shared database.
+    let (_, kek, _) = run_host(&["keygen"]);
+    let users = dir.path().join("users.toml");
+    std::fs::write(&users, &a).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-wasm-host"));
+    command
+        .args(["users", "add", "demo", "--config"])
+        .arg(&users)
+        .env("MCP_HOST_KEK", kek.trim());
+    let (status, _, stderr) = crate::common::host::run_with_input(command, "demo-password-1\n");
+    assert!(status.success(), "{stderr}");
+
+    // The replicas listen on the example's (replaced) ports, not on port 0.
+    let replicas: Vec<Host> = std::thread::scope(|scope| {
+        let started: Vec<_> = [a, b]
+            .into_iter()
+            .map(|config| {
+                let kek = kek.trim();
+                scope.spawn(move || Host::start(&config, &[("MCP_HOST_KEK", kek)]))
+            })
+            .collect();
+        started.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(replicas[0].addr.port(), a_port);
+    let balancer_config = dir.path().join("haproxy.cfg");
+    std::fs::write(&balancer_config, replaced(example("haproxy.cfg"), &swaps)).unwrap();
+    let _balancer = Killed(
+        std::process::Command::new(
+            ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
+                .into_iter()
+                .find(|p| std::path::Path::new(p).exists())
+                .unwrap_or("haproxy"),
+        )
+        .arg("-f")
+        .arg(&balancer_config)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("haproxy runs (scripts/test.sh installs Debian's haproxy)"),
+    );
+    let base = format!("http://127.0.0.1:{lb}");
+    let mut ready = None;
+    for _ in 0..100 {
+        if let Ok(answer) = reqwest::get(format!("{base}/readyz")).await {
+            ready = Some(answer.status());
+            if answer.status() == StatusCode::OK {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready, Some(StatusCode::OK), "/readyz through the balancer");
+
+    // A client that knows only the balancer's URL logs in and calls tools; its
+    // requests land on both replicas, which share the notes folder.
+    let client = OAuthClient::register(&base).await;
+    let pkce = Pkce::new();
+    let code = client
+        .authorize(&pkce, "", &Login::Password("demo", "demo-password-1"))
+        .await;
+    let (status, tokens) = client.exchange(&code, &pkce).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let token = tokens["access_token"].as_str().unwrap();
+    let http = reqwest::Client::new();
+    let mcp = format!("{base}/mcp");
+    let saved: Value = stateless_call(
+        &http,
+        &mcp,
+        "add_note",
+        json!({"title": "shared", "text": "seen by both"}),
+    )
+    .bearer_auth(token)
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(saved["result"]["isError"], json!(false), "{saved}");
+    for _ in 0..6 {
+        let listed: Value = stateless_call(&http, &mcp, "list_notes", json!({}))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(listed.to_string().contains("shared"), "{listed}");
+    }
+    for replica in &replicas {
+        let log = replica.wait_for_log("tool=\"list_notes\"", Duration::from_secs(5));
+        assert!(
+            log.contains("tool=\"list_notes\""),
+            "each replica served calls:\n{log}"
+        );
+    }
+
+    // A 2025-11-25 session sticks to the replica that made it.
+    let answer = legacy_post(&http, &mcp, initialize(), None, Some(token))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let session = answer.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    legacy_post(&http, &mcp, initialized, Some(&session), Some(token))
+        .await
+        .unwrap();
+    for id in 2..8 {
+        let list = json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"});
+        let answer = legacy_post(&http, &mcp, list, Some(&session), Some(token))
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status(),
+            StatusCode::OK,
+            "request {id} of the session"
+        );
+    }
+
+    // Each replica's audit chain verifies.
+    drop(replicas);
+    let files: Vec<String> = ["audit-a.jsonl", "audit-b.jsonl"]
+        .iter()
+        .map(|f| dir.path().join(f).display().to_string())
+        .collect();
+    let (status, stdout, stderr) =
+        run_host(&["audit", "verify", files[0].as_str(), files[1].as_str()]);
+    assert!(status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("(replica a): ok:") && stdout.contains("(replica b): ok:"));
 }
