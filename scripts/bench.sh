@@ -12,6 +12,12 @@ if ! command -v oha >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/oha" ]; then
   cargo install oha --locked
 fi
 
+# Redis, for the replica rows (budgets shared by two replicas).
+if [ ! -x /usr/bin/redis-server ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server \
+    || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server; }
+fi
+
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $(uname -sr)"
 cargo bench --bench micro
 cargo bench --bench report

@@ -165,7 +165,10 @@ impl Config {
     /// Parses config text; `base` is the folder relative paths are resolved against.
     fn parse(text: &str, base: &Path) -> Result<Self, Problem> {
         let mut config: Config =
-            toml::from_str(text).map_err(|e| Problem::Parse(e.to_string().trim().to_owned()))?;
+            // The parser quotes the offending line: a URL's password in it is hidden.
+            toml::from_str(text).map_err(|e| {
+                Problem::Parse(crate::domain::redact_passwords(e.to_string().trim()))
+            })?;
         config.server.resolve(base).map_err(Problem::Invalid)?;
         config
             .server

@@ -362,9 +362,52 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// `text` with the password of every `scheme://user:password@host` in it replaced by
+/// `***`, for messages that quote what an operator wrote (a config line).
+pub fn redact_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        // The authority: up to the path, query, fragment, a quote or whitespace.
+        let end = after
+            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '`') || c.is_whitespace())
+            .unwrap_or(after.len());
+        let authority = &after[..end];
+        match authority.rfind('@') {
+            Some(userinfo_end) if authority[..userinfo_end].contains(':') => {
+                let colon = authority[..userinfo_end].find(':').unwrap_or(0);
+                out.push_str(&authority[..=colon]);
+                out.push_str("***");
+                out.push_str(&authority[userinfo_end..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod redact_tests {
-    use super::redact_url;
+    use super::{redact_passwords, redact_url};
+
+    #[test]
+    fn passwords_in_quoted_lines_are_hidden() {
+        let line = "8 | store = \"redis://:hunter2@127.0.0.1:notaport/0\"";
+        assert_eq!(
+            redact_passwords(line),
+            "8 | store = \"redis://:***@127.0.0.1:notaport/0\""
+        );
+        let two = "a postgres://u:p1@db/x and redis://h:1/0 and http://u@h";
+        assert_eq!(
+            redact_passwords(two),
+            "a postgres://u:***@db/x and redis://h:1/0 and http://u@h"
+        );
+        assert_eq!(redact_passwords("no urls: a://"), "no urls: a://");
+    }
 
     #[test]
     fn passwords_in_urls_are_never_shown() {

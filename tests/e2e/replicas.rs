@@ -228,7 +228,7 @@ async fn a_replica_restarted_on_postgres_keeps_the_key_and_the_users() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bad_postgres_url_is_refused_without_showing_its_password() {
+async fn bad_store_urls_are_refused_without_showing_passwords() {
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[auth]\nmode = \"embedded\"\n\
          [auth.embedded]\ndatabase = \"postgres://mcp:hunter2@127.0.0.1:{}/auth\"\n{}",
@@ -247,6 +247,28 @@ async fn a_bad_postgres_url_is_refused_without_showing_its_password() {
     let (status, stderr) = crate::common::start_refused(&config, &[("MCP_HOST_KEK", kek.trim())]);
     assert!(!status.success());
     assert!(stderr.contains("[auth.embedded] database"), "{stderr}");
+    // A rate-limit store that is not Redis, or a Redis URL that does not parse.
+    for (store, expected) in [
+        ("memcached://127.0.0.1:11211", "is not a rate-limit store"),
+        (
+            "redis://:hunter2@127.0.0.1:notaport/0",
+            "is not a usable Redis URL",
+        ),
+        (
+            "rediss://:hunter2@127.0.0.1/0",
+            "TLS to Redis (rediss://) is not built yet",
+        ),
+    ] {
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n[rate_limits]\nstore = \"{store}\"\n",
+            plugin_section()
+        );
+        let (status, stderr) = crate::common::start_refused(&config, &[]);
+        assert!(!status.success());
+        assert!(stderr.contains(expected), "{store}: {stderr}");
+        assert!(stderr.contains("store"), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
 }
 
 /// A replica trusting `idp` with `limits` (its `[rate_limits]` body).

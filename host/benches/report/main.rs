@@ -13,6 +13,8 @@
 //! - stdio: the host's `serve --stdio` and the bare stdio ceiling, driven by a raw
 //!   JSON-RPC client ([`stdio`]) with 1 and 8 requests in flight (audit log with
 //!   `fsync = "interval"`).
+//! - replicas: one replica with in-memory budgets, with budgets in Redis, and two
+//!   replicas sharing that Redis ([`replicas`]).
 //! - start-up: from starting the host to `/healthz` answering with 10 plugins, with an
 //!   empty compiled-plugin cache and with a filled one ([`startup`]).
 //!
@@ -25,6 +27,7 @@ mod common;
 mod ceiling;
 mod growth;
 mod oha;
+mod replicas;
 mod startup;
 mod stdio;
 
@@ -169,6 +172,7 @@ async fn report(measuring: bool) {
     }
 
     growth::report(oha.as_ref()).await;
+    replicas::report(oha.as_ref()).await;
 
     let plugins = if measuring { STARTUP_PLUGINS } else { 2 };
     let startup = startup::measure(plugins);

@@ -47,7 +47,7 @@ pub enum LimitStore {
     /// In this process (one replica).
     #[default]
     InProcess,
-    /// In Redis (`redis://` or `rediss://`), shared by every replica pointed at it.
+    /// In Redis (`redis://`), shared by every replica pointed at it.
     Redis(RedisStore),
 }
 
@@ -66,13 +66,19 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl LimitStore {
-    /// Reads `store = "..."`: `"memory"`, or a `redis://` / `rediss://` URL.
+    /// Reads `store = "..."`: `"memory"`, or a `redis://` URL.
     pub fn parse(text: &str) -> Result<Self, String> {
         let shown = redact_url(text);
         if text == "memory" {
             return Ok(Self::InProcess);
         }
-        if !(text.starts_with("redis://") || text.starts_with("rediss://")) {
+        if text.starts_with("rediss://") {
+            return Err(format!(
+                "`{shown}`: TLS to Redis (rediss://) is not built yet; reach Redis over a \
+                 private network with redis://"
+            ));
+        }
+        if !text.starts_with("redis://") {
             return Err(format!(
                 "`{shown}` is not a rate-limit store; use \"memory\" or a redis:// URL"
             ));
@@ -281,6 +287,8 @@ mod tests {
             err.contains("memcached://x") && err.contains("redis://"),
             "{err}"
         );
+        let err = LimitStore::parse("rediss://10.0.0.5").unwrap_err();
+        assert!(err.contains("not built yet"), "{err}");
         let err = LimitStore::parse("redis://:pw@").unwrap_err();
         assert!(!err.contains("pw@"), "{err}");
     }
