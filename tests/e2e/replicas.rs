@@ -88,7 +88,9 @@ impl AuthCluster {
     fn config(&self) -> String {
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"{}\"\n\
-             [auth]\nmode = \"embedded\"\n[auth.embedded]\ndatabase = \"{}\"\n{}",
+             [auth]\nmode = \"embedded\"\n[auth.embedded]\ndatabase = \"{}\"\n\
+             clients = [{{ client_id = \"my-app\", name = \"My app\", \
+             redirect_uris = [\"https://app.example.com/cb\"] }}]\n{}",
             self.public_url,
             self.postgres.url(),
             plugin_section(),

@@ -261,17 +261,15 @@ impl Store {
 
     // --- clients ---
 
-    /// Stores a client (replacing one with the same id).
+    /// Stores a client (replacing one with the same id). One statement, so replicas
+    /// registering the same configured client at once both succeed.
     pub async fn put_client(&self, client: &ClientRecord, now: i64) -> Result<(), StoreError> {
         let uris = serde_json::to_string(&client.redirect_uris).unwrap_or_default();
-        sqlx::query("DELETE FROM clients WHERE client_id = $1")
-            .bind(&client.client_id)
-            .execute(&self.pool)
-            .await
-            .map_err(self.err())?;
         sqlx::query(
             "INSERT INTO clients (client_id, client_name, redirect_uris, source, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (client_id) DO UPDATE SET \
+             client_name = excluded.client_name, redirect_uris = excluded.redirect_uris, \
+             source = excluded.source, created_at = excluded.created_at",
         )
         .bind(&client.client_id)
         .bind(&client.client_name)
@@ -303,17 +301,16 @@ impl Store {
 
     // --- users ---
 
-    /// Adds a user; `false` if the name is taken.
+    /// Adds a user; `false` if the name is taken (also when another process adds it
+    /// at the same moment).
     pub async fn add_user(&self, user: &UserRecord, now: i64) -> Result<bool, StoreError> {
-        if self.user(&user.name).await?.is_some() {
-            return Ok(false);
-        }
         let scopes = user
             .scopes
             .as_ref()
             .map(|s| serde_json::to_string(s).unwrap_or_default());
-        sqlx::query(
-            "INSERT INTO users (name, password_hash, scopes, created_at) VALUES ($1, $2, $3, $4)",
+        let added = sqlx::query(
+            "INSERT INTO users (name, password_hash, scopes, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO NOTHING",
         )
         .bind(&user.name)
         .bind(&user.password_hash)
@@ -322,7 +319,7 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(self.err())?;
-        Ok(true)
+        Ok(added.rows_affected() == 1)
     }
 
     /// The user `name`, if any.

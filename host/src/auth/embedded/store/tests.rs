@@ -186,3 +186,35 @@ async fn a_path_with_dot_dot_and_url_characters_opens_the_file_it_names() {
     assert!(dir.path().join("da?ta #1%41/auth.sqlite").is_file());
     assert!(!dir.path().join("examples/auth.sqlite").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_registering_the_same_client_or_user_at_once_both_succeed() {
+    // Two stores on one file: two replicas starting together, each registering the
+    // configured clients, or two admins adding one user.
+    let (dir, first) = store().await;
+    let second = Store::open_sqlite(&dir.path().join("data/auth.sqlite"))
+        .await
+        .unwrap();
+    let client = |name: &str| ClientRecord {
+        client_id: "my-app".into(),
+        client_name: name.into(),
+        redirect_uris: vec!["https://app.example.com/cb".into()],
+        source: "configured".into(),
+    };
+    for round in 0..20 {
+        let (a, b) = (client(&format!("a{round}")), client(&format!("b{round}")));
+        let (one, two) = tokio::join!(first.put_client(&a, round), second.put_client(&b, round));
+        one.unwrap();
+        two.unwrap();
+    }
+    let stored = first.client("my-app").await.unwrap().unwrap();
+    assert!(["a19", "b19"].contains(&stored.client_name.as_str()));
+    let user = UserRecord {
+        name: "alice".into(),
+        password_hash: "$argon2id$...".into(),
+        scopes: None,
+    };
+    let (one, two) = tokio::join!(first.add_user(&user, 1), second.add_user(&user, 1));
+    let added = [one.unwrap(), two.unwrap()];
+    assert_eq!(added.iter().filter(|a| **a).count(), 1, "{added:?}");
+}
