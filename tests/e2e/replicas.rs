@@ -298,7 +298,11 @@ fn is_limited(result: &Value) -> bool {
 async fn a_per_user_limit_in_redis_holds_across_replicas() {
     let idp = Idp::start().await;
     let redis = Redis::start();
-    let limits = format!("store = \"{}\"\nper_user = \"5/min\"\n", redis.url());
+    let limits = format!(
+        "store = \"{}\"\nper_user = \"5/min\"\n\
+         [rate_limits.per_address]\nfailed_authentication = \"3/min\"\n",
+        redis.url()
+    );
     let config = limited_replica(&idp, &limits);
     let replicas = start_together(&[config.clone(), config], &[]);
     let (a, b) = (&replicas[0], &replicas[1]);
@@ -323,7 +327,25 @@ async fn a_per_user_limit_in_redis_holds_across_replicas() {
     // Another user has a budget of their own.
     let result = call(b, &token(&idp, b, "bob")).await;
     assert_eq!(result["isError"], json!(false), "{result}");
-    // One key per user's budget, each expiring when its budget is full again (at most
+    // Failed authentications count per address across replicas too: 2 on A and 1 on
+    // B, then the next on either is 429.
+    let bad = |host: &Host| {
+        let url = host.mcp_url();
+        async move {
+            stateless_call(&reqwest::Client::new(), &url, "open", json!({}))
+                .bearer_auth("not-a-token")
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    for host in [a, a, b] {
+        assert_eq!(bad(host).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(bad(a).await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(bad(b).await, StatusCode::TOO_MANY_REQUESTS);
+    // One key per budget and user (or address), each expiring when its budget is full again (at most
     // a minute for 5/min): idle users cost Redis nothing.
     let mut redis = redis::Client::open(redis.url())
         .unwrap()
@@ -337,8 +359,9 @@ async fn a_per_user_limit_in_redis_holds_across_replicas() {
     assert_eq!(
         keys,
         [
+            "mcp-wasm-host:rate:failed_authentication:127.0.0.1",
             "mcp-wasm-host:rate:per_user:alice",
-            "mcp-wasm-host:rate:per_user:bob"
+            "mcp-wasm-host:rate:per_user:bob",
         ]
     );
     for key in keys {

@@ -4,7 +4,7 @@
 //! authorization server and requests that fail authentication are limited per client
 //! address ([`AddressLimiter`]). Every limiter's memory is bounded ([`keyed`]). The
 //! tool-call budgets live in this process, or in Redis for several replicas
-//! ([`shared`]); the per-address limits always live in this process.
+//! ([`shared`]), and so do the per-address limits.
 
 pub mod keyed;
 pub mod rate;
@@ -14,7 +14,7 @@ use crate::domain::PluginName;
 use keyed::KeyedLimiter;
 pub use rate::Rate;
 use serde::{Deserialize, Deserializer};
-use shared::{LimitStore, OnStoreError, SharedBudgets, SharedRefusal, Spend, StoreDown};
+use shared::{LimitStore, OnStoreError, SharedBudgets, SharedRefusal, Spend};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
@@ -49,8 +49,8 @@ pub struct RateLimitConfig {
     /// keys closest to a full allowance are forgotten.
     #[serde(default = "default_max_tracked_keys")]
     pub max_tracked_keys: usize,
-    /// Where the tool-call budgets are kept: `"memory"` (this process, the default)
-    /// or a `redis://` URL every replica shares.
+    /// Where every budget is kept: `"memory"` (this process, the default) or a
+    /// `redis://` URL every replica shares.
     #[serde(default)]
     pub store: LimitStore,
     /// With a Redis store: what a call gets when Redis cannot answer.
@@ -288,7 +288,7 @@ pub struct ToolLimiter {
     tools: RwLock<HashMap<(PluginName, String), Arc<ToolBudgets>>>,
     /// With `store = "redis://..."`: the budgets every replica shares (the in-process
     /// limiters above are then unused).
-    shared: Option<SharedBudgets>,
+    shared: Option<Arc<SharedBudgets>>,
 }
 
 impl ToolLimiter {
@@ -300,12 +300,7 @@ impl ToolLimiter {
                 .map(|rate| Limited::new(rate, config.max_tracked_keys)),
             config: config.clone(),
             tools: RwLock::new(HashMap::new()),
-            shared: match &config.store {
-                LimitStore::InProcess => None,
-                LimitStore::Redis(store) => {
-                    Some(SharedBudgets::new(store.clone(), config.on_store_error))
-                }
-            },
+            shared: shared_budgets(config),
         }
     }
 
@@ -323,28 +318,23 @@ impl ToolLimiter {
                 .map_err(Refusal::Limited);
         };
         let rates = self.config.rates_for(plugin, tool);
-        let mut spends = Vec::with_capacity(3);
         let whose = [plugin.as_str(), tool, subject];
-        if let Some(rate) = rates.per_user_tool {
-            spends.push(Spend {
-                budget: Budget::UserTool,
-                rate,
-                key: &whose,
-            });
-        }
-        if let Some(rate) = self.config.per_user {
-            spends.push(Spend {
-                budget: Budget::User,
-                rate,
-                key: &whose[2..],
-            });
-        }
-        if let Some(rate) = rates.per_tool {
-            spends.push(Spend {
-                budget: Budget::Tool,
-                rate,
-                key: &whose[..2],
-            });
+        let budgets = [
+            (Budget::UserTool, rates.per_user_tool, &whose[..]),
+            (Budget::User, self.config.per_user, &whose[2..]),
+            (Budget::Tool, rates.per_tool, &whose[..2]),
+        ];
+        let mut spent = Vec::with_capacity(3);
+        let mut spends = Vec::with_capacity(3);
+        for (budget, rate, key) in budgets {
+            if let Some(rate) = rate {
+                spent.push(budget);
+                spends.push(Spend {
+                    budget: budget.as_str(),
+                    rate,
+                    key,
+                });
+            }
         }
         if spends.is_empty() {
             return Ok(());
@@ -353,8 +343,12 @@ impl ToolLimiter {
             .check(&spends)
             .await
             .map_err(|refusal| match refusal {
-                SharedRefusal::Limited(limited) => Refusal::Limited(limited),
-                SharedRefusal::StoreDown(StoreDown) => Refusal::StoreDown,
+                SharedRefusal::Spent { index, retry_after } => Refusal::Limited(RateLimited {
+                    budget: spent[index],
+                    rate: spends[index].rate,
+                    retry_after,
+                }),
+                SharedRefusal::StoreDown => Refusal::StoreDown,
             })
     }
 
@@ -432,27 +426,75 @@ impl ToolLimiter {
     }
 }
 
+/// The shared budgets `config` asks for (`None`: in this process).
+fn shared_budgets(config: &RateLimitConfig) -> Option<Arc<SharedBudgets>> {
+    match &config.store {
+        LimitStore::InProcess => None,
+        LimitStore::Redis(store) => Some(Arc::new(SharedBudgets::new(
+            store.clone(),
+            config.on_store_error,
+        ))),
+    }
+}
+
+/// Why an address's request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressRefusal {
+    /// Over its rate: a request is allowed again after this long.
+    Over(Duration),
+    /// The shared store cannot be read, and `on_store_error = "deny"`.
+    StoreDown,
+}
+
 /// A per-address limiter for HTTP clients. IPv6 clients are counted by their /64, the
 /// block one host is usually given, so one host cannot dodge it by changing address.
 pub struct AddressLimiter {
     limited: Limited<IpAddr>,
+    /// The budget's name, in the shared store's keys.
+    name: &'static str,
+    /// With a Redis store: the allowance every replica shares.
+    shared: Option<Arc<SharedBudgets>>,
 }
 
 impl AddressLimiter {
-    /// A limiter at `rate`, remembering at most `max_keys` addresses; `None` without a
-    /// rate.
-    pub fn new(rate: Option<Rate>, max_keys: usize) -> Option<Self> {
+    /// A limiter named `name` at `rate`, remembering at most `max_keys` addresses here,
+    /// or kept in `shared`; `None` without a rate.
+    pub fn new(
+        name: &'static str,
+        rate: Option<Rate>,
+        max_keys: usize,
+        shared: Option<Arc<SharedBudgets>>,
+    ) -> Option<Self> {
         rate.map(|rate| Self {
             limited: Limited::new(rate, max_keys),
+            name,
+            shared,
         })
     }
 
-    /// Spends one request of `address`'s allowance, or says when one is available.
-    pub fn check(&self, address: IpAddr) -> Result<(), Duration> {
-        self.limited
-            .limiter
-            .check(&address_key(address))
-            .map_err(|wait| wait.max(Duration::from_millis(1)))
+    /// Spends one request of `address`'s allowance, or says why not.
+    pub async fn check(&self, address: IpAddr) -> Result<(), AddressRefusal> {
+        let address = address_key(address);
+        let Some(shared) = &self.shared else {
+            return self
+                .limited
+                .limiter
+                .check(&address)
+                .map_err(|wait| AddressRefusal::Over(wait.max(Duration::from_millis(1))));
+        };
+        let whose = address.to_string();
+        let spend = Spend {
+            budget: self.name,
+            rate: self.limited.rate,
+            key: &[whose.as_str()],
+        };
+        shared
+            .check(&[spend])
+            .await
+            .map_err(|refusal| match refusal {
+                SharedRefusal::Spent { retry_after, .. } => AddressRefusal::Over(retry_after),
+                SharedRefusal::StoreDown => AddressRefusal::StoreDown,
+            })
     }
 
     /// Forgets the addresses whose allowance has refilled.
@@ -473,14 +515,19 @@ impl AddressLimits {
     /// The limiters `config` asks for.
     pub fn new(config: &RateLimitConfig) -> Self {
         let keys = config.max_tracked_keys;
+        let shared = shared_budgets(config);
         Self {
             authorization_server: AddressLimiter::new(
+                "authorization_server",
                 config.per_address.authorization_server,
                 keys,
+                shared.clone(),
             ),
             failed_authentication: AddressLimiter::new(
+                "failed_authentication",
                 config.per_address.failed_authentication,
                 keys,
+                shared,
             ),
         }
     }
@@ -611,9 +658,11 @@ mod tests {
         assert_ne!(address_key(a), address_key(c));
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
         assert_eq!(address_key(mapped), "10.0.0.1".parse::<IpAddr>().unwrap());
-        let limiter = AddressLimiter::new(Some(Rate::parse("1/min").unwrap()), 100).unwrap();
-        limiter.check(a).unwrap();
-        assert!(limiter.check(b).is_err());
-        limiter.check(c).unwrap();
+        let limiter =
+            AddressLimiter::new("test", Some(Rate::parse("1/min").unwrap()), 100, None).unwrap();
+        let check = |address| futures::executor::block_on(limiter.check(address));
+        check(a).unwrap();
+        assert!(check(b).is_err());
+        check(c).unwrap();
     }
 }

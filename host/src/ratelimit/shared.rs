@@ -6,7 +6,7 @@
 //! answer, `on_store_error` decides: refuse the call (`deny`, the default) or serve it
 //! unlimited (`allow`); either way it is logged and counted.
 
-use super::{Budget, Rate, RateLimited};
+use super::Rate;
 use crate::domain::redact_url;
 use crate::telemetry;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -116,14 +116,10 @@ impl OnStoreError {
     }
 }
 
-/// The budgets could not be checked, and `on_store_error = "deny"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoreDown;
-
-/// One budget a call spends: which, at what rate, under which key.
+/// One budget a request spends: which, at what rate, whose.
 pub struct Spend<'a> {
-    /// Which budget.
-    pub budget: Budget,
+    /// The budget's name (`per_user`, `authorization_server`...): the key's first part.
+    pub budget: &'static str,
     /// Its rate.
     pub rate: Rate,
     /// Whose (the parts after the budget's name in the key).
@@ -157,15 +153,11 @@ impl SharedBudgets {
     /// Spends one call of each budget in `spends`, in order, stopping at the first
     /// that is spent; or, if Redis fails, does what `on_store_error` says.
     pub async fn check(&self, spends: &[Spend<'_>]) -> Result<(), SharedRefusal> {
-        for spend in spends {
+        for (index, spend) in spends.iter().enumerate() {
             match tokio::time::timeout(CHECK_TIMEOUT, self.spend(spend)).await {
                 Ok(Ok(None)) => {}
                 Ok(Ok(Some(retry_after))) => {
-                    return Err(SharedRefusal::Limited(RateLimited {
-                        budget: spend.budget,
-                        rate: spend.rate,
-                        retry_after,
-                    }));
+                    return Err(SharedRefusal::Spent { index, retry_after });
                 }
                 Ok(Err(error)) => return self.failed(&error.to_string()),
                 Err(_) => return self.failed("no answer within 500 ms"),
@@ -197,7 +189,7 @@ impl SharedBudgets {
         let mut connection = self.connection().await?;
         let interval = spend.rate.interval();
         let tolerance = interval * (spend.rate.burst.get() - 1);
-        let mut key = format!("{KEY_PREFIX}{}", spend.budget.as_str());
+        let mut key = format!("{KEY_PREFIX}{}", spend.budget);
         for part in spend.key {
             key.push(':');
             key.push_str(part);
@@ -246,19 +238,24 @@ impl SharedBudgets {
             );
         }
         match self.on_error {
-            OnStoreError::Deny => Err(SharedRefusal::StoreDown(StoreDown)),
+            OnStoreError::Deny => Err(SharedRefusal::StoreDown),
             OnStoreError::Allow => Ok(()),
         }
     }
 }
 
-/// Why [`SharedBudgets::check`] refused a call.
+/// Why [`SharedBudgets::check`] refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SharedRefusal {
-    /// A budget is spent.
-    Limited(RateLimited),
+    /// The budget `spends[index]` is spent; it allows a request after `retry_after`.
+    Spent {
+        /// Which of the spends.
+        index: usize,
+        /// When it allows one again.
+        retry_after: Duration,
+    },
     /// Redis did not answer and the config says deny.
-    StoreDown(StoreDown),
+    StoreDown,
 }
 
 fn micros(duration: Duration) -> u64 {

@@ -5,7 +5,7 @@
 //! document clients discover the authorization server from.
 
 use super::jsonrpc::Peeked;
-use super::limits::over;
+use super::limits::Ask;
 use crate::auth::{Auth, Refusal};
 use crate::mcp::context::http_context;
 use crate::pipeline::Pipeline;
@@ -51,7 +51,7 @@ pub async fn authenticate(
         }
         Err(refusal) => {
             let limiter = edge.limits.failed_authentication.as_ref();
-            if let Some(too_many) = over(limiter, &request) {
+            if let Some(too_many) = Ask::of(&request).over(limiter).await {
                 return too_many.answer(edge.pipeline.audit()).await;
             }
             let refused = refused(&request, "authenticate", Outcome::Unauthenticated, &refusal);
