@@ -230,6 +230,48 @@ async fn a_replica_restarted_on_postgres_keeps_the_key_and_the_users() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_postgres_is_away_logins_fail_cleanly_tokens_still_work_and_it_recovers() {
+    let cluster = AuthCluster::new();
+    cluster.add_user("alice", "alice-password-1");
+    let host = Host::start(&cluster.config(), &cluster.env());
+    let resource = format!("{}/mcp", cluster.public_url);
+    let client = OAuthClient::register(&base(&host))
+        .await
+        .for_resource(&resource);
+    let login = Login::Password("alice", "alice-password-1");
+    let pkce = Pkce::new();
+    let code = client.authorize(&pkce, "", &login).await;
+    let (_, tokens) = client.exchange(&code, &pkce).await;
+    let access = tokens["access_token"].as_str().unwrap();
+
+    cluster.postgres.stop();
+    let (status, ready) = readyz(&host).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    assert!(
+        ready["checks"]["auth_database"]["error"].is_string(),
+        "{ready}"
+    );
+    assert!(!ready.to_string().contains("test-password"), "{ready}");
+    // A refresh needs the database: a clean OAuth error, not a hang or a crash.
+    let refreshing = client.refresh(tokens["refresh_token"].as_str().unwrap());
+    let (status, refused) = tokio::time::timeout(Duration::from_secs(20), refreshing)
+        .await
+        .expect("answered within the pool's acquire timeout");
+    assert!(status.is_server_error(), "{status}: {refused}");
+    assert_eq!(refused["error"], "server_error", "{refused}");
+    // An access token already issued is verified with the keys in memory.
+    let result = call(&host, access).await;
+    assert_eq!(result["isError"], json!(false), "{result}");
+
+    cluster.postgres.restart();
+    let (status, ready) = readyz(&host).await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    let pkce = Pkce::new();
+    let code = client.authorize(&pkce, "", &login).await;
+    assert_eq!(client.exchange(&code, &pkce).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_store_urls_are_refused_without_showing_passwords() {
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[auth]\nmode = \"embedded\"\n\

@@ -159,6 +159,26 @@ impl Postgres {
         wait_for_port(self.port, "postgres", Duration::from_secs(30));
     }
 
+    /// Stops the server at once (its clients' connections break).
+    pub fn stop(&self) {
+        let output = postgres_command("pg_ctl")
+            .args(["-D"])
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Starts it again after [`Postgres::stop`].
+    pub fn restart(&self) {
+        self.run();
+    }
+
     /// The URL replicas connect with (a password, as in production).
     pub fn url(&self) -> String {
         format!("postgres://mcp:test-password@127.0.0.1:{}/auth", self.port)
