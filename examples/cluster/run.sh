@@ -33,7 +33,7 @@ stop() {
   kill "${pids[@]}" 2>/dev/null || true
   as_pg "$pg/pg_ctl" -D "$state/pg" -m fast stop >/dev/null 2>&1 || true
 }
-trap stop EXIT
+trap stop EXIT INT TERM
 
 if [ ! -s "$state/pg/PG_VERSION" ]; then
   mkdir -p "$state/pg"
