@@ -46,7 +46,13 @@ fn start_together(configs: &[String], env: &[(&str, &str)]) -> Vec<Host> {
 
 /// A stateless `tools/call` of `open` with `token` to `host`: the JSON-RPC `result`.
 async fn call(host: &Host, token: &str) -> Value {
-    let response = stateless_call(&reqwest::Client::new(), &host.mcp_url(), "open", json!({}))
+    call_tool(&host.mcp_url(), token, "open", json!({})).await
+}
+
+/// A stateless `tools/call` of `tool` with `arguments` and `token` to `url`: the
+/// JSON-RPC `result`.
+async fn call_tool(url: &str, token: &str, tool: &str, arguments: Value) -> Value {
+    let response = stateless_call(&reqwest::Client::new(), url, tool, arguments)
         .bearer_auth(token)
         .send()
         .await
@@ -801,29 +807,11 @@ async fn the_cluster_example_serves_through_its_load_balancer() {
     let token = tokens["access_token"].as_str().unwrap();
     let http = reqwest::Client::new();
     let mcp = format!("{base}/mcp");
-    let saved: Value = stateless_call(
-        &http,
-        &mcp,
-        "add_note",
-        json!({"title": "shared", "text": "seen by both"}),
-    )
-    .bearer_auth(token)
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    assert_eq!(saved["result"]["isError"], json!(false), "{saved}");
+    let note = json!({"title": "shared", "text": "seen by both"});
+    let saved = call_tool(&mcp, token, "add_note", note).await;
+    assert_eq!(saved["isError"], json!(false), "{saved}");
     for _ in 0..6 {
-        let listed: Value = stateless_call(&http, &mcp, "list_notes", json!({}))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let listed = call_tool(&mcp, token, "list_notes", json!({})).await;
         assert!(listed.to_string().contains("shared"), "{listed}");
     }
     for replica in &replicas {
