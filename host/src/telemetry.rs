@@ -3,9 +3,9 @@
 //! call to record them. Labels hold only names the operator configured (tools,
 //! plugins, steps, outcomes), never what a client sent, so their number is bounded.
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
 /// Tool calls by tool, plugin and outcome.
@@ -82,6 +82,71 @@ pub fn call_finished(tool: &str, plugin: &str, outcome: &str, duration: Duration
     histogram!(CALL_SECONDS, "tool" => tool.to_owned()).record(duration.as_secs_f64());
 }
 
+/// One plugin's call metrics, with their handles kept after a tool's first call: a
+/// call then updates them without building and looking up its label set (which
+/// allocated each label and cost more than the rate-limit check).
+pub struct PluginMetrics {
+    plugin: String,
+    /// Each called tool's handles (a plugin has a few tools: a scan beats a hash).
+    tools: RwLock<Vec<ToolHandles>>,
+}
+
+/// One tool's handles.
+struct ToolHandles {
+    tool: String,
+    seconds: Histogram,
+    /// By outcome, as each first happens.
+    calls: Vec<(&'static str, Counter)>,
+}
+
+impl PluginMetrics {
+    /// Handles for `plugin`'s metrics, made as each is first needed (after the
+    /// recorder is installed).
+    pub fn new(plugin: &str) -> Self {
+        Self {
+            plugin: plugin.to_owned(),
+            tools: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// [`call_finished`] for one of this plugin's tools.
+    pub fn call_finished(&self, tool: &str, outcome: &'static str, duration: Duration) {
+        let seconds = duration.as_secs_f64();
+        {
+            let tools = self.tools.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(handles) = tools.iter().find(|h| h.tool == tool)
+                && let Some((_, calls)) = handles.calls.iter().find(|(o, _)| *o == outcome)
+            {
+                calls.increment(1);
+                handles.seconds.record(seconds);
+                return;
+            }
+        }
+        let mut tools = self.tools.write().unwrap_or_else(|e| e.into_inner());
+        let index = match tools.iter().position(|h| h.tool == tool) {
+            Some(index) => index,
+            None => {
+                tools.push(ToolHandles {
+                    tool: tool.to_owned(),
+                    seconds: histogram!(CALL_SECONDS, "tool" => tool.to_owned()),
+                    calls: Vec::new(),
+                });
+                tools.len() - 1
+            }
+        };
+        let handles = &mut tools[index];
+        if !handles.calls.iter().any(|(o, _)| *o == outcome) {
+            let calls = counter!(CALLS, "tool" => tool.to_owned(),
+                "plugin" => self.plugin.clone(), "outcome" => outcome);
+            handles.calls.push((outcome, calls));
+        }
+        if let Some((_, calls)) = handles.calls.iter().find(|(o, _)| *o == outcome) {
+            calls.increment(1);
+        }
+        handles.seconds.record(seconds);
+    }
+}
+
 /// A request or call was refused at `step`.
 pub fn denied(step: &'static str) {
     counter!(DENIALS, "step" => step).increment(1);
@@ -98,9 +163,9 @@ pub fn limit_store_error(decision: &'static str) {
     counter!(LIMIT_STORE_ERRORS, "decision" => decision).increment(1);
 }
 
-/// A call of `plugin` started (`+1`) or ended (`-1`).
-pub fn instances(plugin: &str, change: f64) {
-    gauge!(INSTANCES, "plugin" => plugin.to_owned()).increment(change);
+/// The gauge of `plugin`'s calls running now: `+1` as one starts, `-1` as it ends.
+pub fn instances(plugin: &str) -> Gauge {
+    gauge!(INSTANCES, "plugin" => plugin.to_owned())
 }
 
 /// A batch of audit records was written in `took`.

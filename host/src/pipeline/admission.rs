@@ -18,6 +18,8 @@ pub const BUSY_WAIT: Duration = Duration::from_secs(2);
 /// One plugin's slots.
 struct Gate {
     slots: Arc<Semaphore>,
+    /// The plugin's `mcp_instances_in_use` gauge.
+    instances: metrics::Gauge,
     /// The `max_concurrency` the slots were made for.
     limit: u32,
 }
@@ -43,6 +45,7 @@ pub struct Admitted {
     cooldowns: Arc<Cooldowns>,
     key: Key,
     permit: Option<OwnedSemaphorePermit>,
+    instances: metrics::Gauge,
     finished: bool,
 }
 
@@ -60,7 +63,7 @@ impl Drop for Admitted {
         if !self.finished {
             self.cooldowns.record(&self.key, true);
         }
-        telemetry::instances(self.key.1.as_str(), -1.0);
+        self.instances.decrement(1.0);
     }
 }
 
@@ -81,11 +84,12 @@ impl Admission {
         let gate = self.gate(plugin, limit);
         match tokio::time::timeout(BUSY_WAIT, gate.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok({
-                telemetry::instances(plugin.as_str(), 1.0);
+                gate.instances.increment(1.0);
                 Admitted {
                     cooldowns: self.cooldowns.clone(),
                     key,
                     permit: Some(permit),
+                    instances: gate.instances.clone(),
                     finished: false,
                 }
             }),
@@ -106,18 +110,19 @@ impl Admission {
             .entry(plugin.clone())
             .and_modify(|g| {
                 if g.limit != limit {
-                    *g = Arc::new(Gate::new(limit));
+                    *g = Arc::new(Gate::new(plugin, limit));
                 }
             })
-            .or_insert_with(|| Arc::new(Gate::new(limit)));
+            .or_insert_with(|| Arc::new(Gate::new(plugin, limit)));
         gate.clone()
     }
 }
 
 impl Gate {
-    fn new(limit: u32) -> Self {
+    fn new(plugin: &PluginName, limit: u32) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(limit as usize)),
+            instances: telemetry::instances(plugin.as_str()),
             limit,
         }
     }

@@ -164,11 +164,10 @@ pub async fn record(
     // The tool name is the client's when no plugin offers it: cut and quoted.
     let tool: String = tool.chars().take(128).collect();
     // Metrics label only names a plugin offers: a client cannot add labels.
-    let (tool_label, plugin_label) = match plugin {
-        Some(p) => (tool.as_str(), p.name.as_str()),
-        None => ("-", "-"),
-    };
-    telemetry::call_finished(tool_label, plugin_label, outcome.as_str(), duration);
+    match plugin {
+        Some(p) => p.metrics.call_finished(&tool, outcome.as_str(), duration),
+        None => telemetry::call_finished("-", "-", outcome.as_str(), duration),
+    }
     if let Some(step) = outcome.refused_at() {
         telemetry::denied(step);
     }

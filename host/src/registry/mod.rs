@@ -219,6 +219,8 @@ pub struct LoadedPlugin {
     pub config: PluginConfig,
     /// Compiled, pre-linked, with its grants.
     pub prepared: PreparedPlugin,
+    /// Its tools' call metrics.
+    pub metrics: crate::telemetry::PluginMetrics,
 }
 
 /// One tool, ready to be listed and called.
@@ -420,6 +422,7 @@ impl PluginTools {
             sha256: component.sha256,
             config: config.clone(),
             prepared,
+            metrics: crate::telemetry::PluginMetrics::new(name.as_str()),
         });
         let offered = sandbox
             .list_tools(&plugin.prepared)
