@@ -130,8 +130,14 @@ impl InputRound {
 
 /// SHA-256 of the arguments' JSON, hex.
 fn digest(arguments: Option<&serde_json::Map<String, Value>>) -> String {
-    let text = arguments.map_or_else(|| "{}".to_owned(), |a| Value::Object(a.clone()).to_string());
-    hex::encode(Sha256::digest(text.as_bytes()))
+    // Hashed as it is serialized: no copy of the arguments, no text of them.
+    let mut hasher = Sha256::new();
+    match arguments {
+        Some(arguments) => serde_json::to_writer(&mut hasher, arguments)
+            .expect("a JSON map serializes, and hashing cannot fail"),
+        None => hasher.update(b"{}"),
+    }
+    hex::encode(hasher.finalize())
 }
 
 /// A `requestState` this server issued, read back.
