@@ -21,6 +21,7 @@ use rmcp::model::{
 };
 use serde::Deserialize;
 use std::borrow::Cow;
+use std::ops::ControlFlow;
 
 /// The one protocol version served here: the first without sessions.
 const VERSION: ProtocolVersion = ProtocolVersion::V_2026_07_28;
@@ -31,19 +32,30 @@ const BASE64_HEADER_PREFIX: &str = "=?base64?";
 /// The layer in front of rmcp: a request [`admit`] takes is answered here, any other
 /// goes on to rmcp as it came.
 pub async fn serve(State(handler): State<McpHandler>, request: Request, next: Next) -> Response {
+    match try_serve(&handler, request).await {
+        ControlFlow::Break(answer) => answer,
+        ControlFlow::Continue(request) => next.run(request).await,
+    }
+}
+
+/// The answer to a request [`admit`] takes, or the request as it came (to go on to
+/// rmcp).
+pub async fn try_serve(handler: &McpHandler, request: Request) -> ControlFlow<Response, Request> {
     if request.method() != Method::POST || !plain_headers(request.headers()) {
-        return next.run(request).await;
+        return ControlFlow::Continue(request);
     }
     let (parts, body) = request.into_parts();
     // The JSON-RPC peek in front has read the whole body into one buffer already.
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "the request body could not be read",
-        )
-            .into_response();
+        return ControlFlow::Break(
+            (
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read",
+            )
+                .into_response(),
+        );
     };
-    match admit(&handler, &parts.headers, &bytes) {
+    match admit(handler, &parts.headers, &bytes) {
         Some((id, params)) => {
             let mut ctx = http_context(&parts.headers, &parts.extensions);
             ctx.client = Some(super::client::Stateless::shared());
@@ -52,12 +64,12 @@ pub async fn serve(State(handler): State<McpHandler>, request: Request, next: Ne
                 .as_ref()
                 .and_then(|meta| meta.client_capabilities())
                 .unwrap_or_default();
-            answer(id, handler.call(ctx, params, Some(capabilities)).await)
+            ControlFlow::Break(answer(
+                id,
+                handler.call(ctx, params, Some(capabilities)).await,
+            ))
         }
-        None => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
+        None => ControlFlow::Continue(Request::from_parts(parts, Body::from(bytes))),
     }
 }
 

@@ -14,8 +14,8 @@ use crate::pipeline::outcome::{Outcome, Refused, record_refused};
 use crate::ratelimit::AddressLimits;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 /// What the edge's auth layers need.
@@ -28,14 +28,10 @@ pub struct EdgeAuth {
     pub limits: Arc<AddressLimits>,
 }
 
-/// The authentication layer: puts the request's [`Caller`] in its extensions, or
+/// Step 11, authentication: puts the request's [`Caller`] in its extensions, or
 /// answers 401 (400 for a token in the query string); an address that keeps failing
 /// is answered 429 instead.
-pub async fn authenticate(
-    State(edge): State<Arc<EdgeAuth>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn authenticate(edge: &EdgeAuth, mut request: Request) -> ControlFlow<Response, Request> {
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -47,26 +43,22 @@ pub async fn authenticate(
     {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
-            next.run(request).await
+            ControlFlow::Continue(request)
         }
         Err(refusal) => {
             let limiter = edge.limits.failed_authentication.as_ref();
             if let Some(too_many) = Ask::of(&request).over(limiter).await {
-                return too_many.answer(edge.pipeline.audit()).await;
+                return ControlFlow::Break(too_many.answer(edge.pipeline.audit()).await);
             }
             let refused = refused(&request, "authenticate", Outcome::Unauthenticated, &refusal);
-            answer(&edge, refused, &refusal).await
+            ControlFlow::Break(answer(edge, refused, &refusal).await)
         }
     }
 }
 
-/// The authorization layer: a `tools/call` whose token lacks the tool's scope is
+/// Step 12, authorization: a `tools/call` whose token lacks the tool's scope is
 /// answered 403 with every scope the call needs.
-pub async fn authorize(
-    State(edge): State<Arc<EdgeAuth>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn authorize(edge: &EdgeAuth, request: Request) -> ControlFlow<Response, Request> {
     let needed = request
         .extensions()
         .get::<Peeked>()
@@ -78,9 +70,9 @@ pub async fn authorize(
         Some(scope) if caller.is_some_and(|c| !c.may(Some(&scope))) => {
             let refusal = Refusal::InsufficientScope(vec![scope]);
             let refused = refused(&request, "authorize", Outcome::Forbidden, &refusal);
-            answer(&edge, refused, &refusal).await
+            ControlFlow::Break(answer(edge, refused, &refusal).await)
         }
-        _ => next.run(request).await,
+        _ => ControlFlow::Continue(request),
     }
 }
 

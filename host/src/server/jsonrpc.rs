@@ -11,10 +11,10 @@
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use super::MAX_REQUEST_BODY_BYTES;
@@ -109,17 +109,18 @@ fn bad_arguments<'a>(envelope: &Envelope<'a>) -> Option<(BadArguments, Option<&'
     Some((BadArguments { tool, found }, envelope.id))
 }
 
-/// The peek layer for `/mcp`: buffers a POST body (rmcp does too; the body limit layer
-/// has capped it) and records what it asks for in [`Peeked`] for the layers after it.
-/// It answers nothing itself (but a body it cannot read): authentication comes next.
-pub async fn peek_request(request: Request, next: Next) -> Response {
+/// Step 10, the JSON-RPC peek: buffers a POST body (rmcp does too; the body limit
+/// layer has capped it) and records what it asks for in [`Peeked`] for the steps after
+/// it. It answers nothing itself (but a body it cannot read): authentication comes
+/// next.
+pub async fn peek_request(request: Request) -> ControlFlow<Response, Request> {
     if request.method() != Method::POST {
-        return next.run(request).await;
+        return ControlFlow::Continue(request);
     }
     let (mut parts, body) = request.into_parts();
     let bytes: Bytes = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(bytes) => bytes,
-        Err(error) => return unreadable_body(&error),
+        Err(error) => return ControlFlow::Break(unreadable_body(&error)),
     };
     let envelope = envelope(&bytes);
     parts.extensions.insert(peek(envelope.as_ref()));
@@ -132,20 +133,19 @@ pub async fn peek_request(request: Request, next: Next) -> Response {
         let answer = tool_error_response(&bad, id, modern);
         parts.extensions.insert(Malformed(Arc::new(answer)));
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    ControlFlow::Continue(Request::from_parts(parts, Body::from(bytes)))
 }
 
-/// The layer that answers a `tools/call` whose `arguments` is not an object (found by
-/// the peek) with a tool error, after the caller was authenticated and authorized.
-pub async fn answer_malformed_arguments(request: Request, next: Next) -> Response {
+/// Step 13: a `tools/call` whose `arguments` is not an object (found by the peek) is
+/// answered with a tool error, after the caller was authenticated and authorized.
+pub fn answer_malformed_arguments(request: Request) -> ControlFlow<Response, Request> {
     match request.extensions().get::<Malformed>() {
         Some(Malformed(answer)) => {
             let mut response = Response::new(Body::from(answer.body().clone()));
             *response.headers_mut() = answer.headers().clone();
-            response
+            ControlFlow::Break(response)
         }
-        None => next.run(request).await,
+        None => ControlFlow::Continue(request),
     }
 }
 

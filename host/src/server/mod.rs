@@ -23,7 +23,7 @@
 //!    the limit even when its `Content-Length` is larger, so the client is still
 //!    sending when the answer comes and reads a 413, not a reset connection.
 //!
-//! `/mcp` then passes:
+//! `/mcp` then passes ([`endpoint`], one service):
 //!
 //! 9. the `Host` and `Origin` check ([`origin`]), answered 403; then CORS for the
 //!    configured `allowed_origins` only (preflights are answered here);
@@ -48,6 +48,7 @@
 //! None of these passes the Host check or authentication.
 
 pub mod authn;
+pub mod endpoint;
 pub mod jsonrpc;
 pub mod limits;
 pub mod listener;
@@ -308,32 +309,13 @@ pub fn router(
     });
     let pipeline_for_ready = pipeline.clone();
     let handler = McpHandler::new(pipeline);
-    let mcp = Router::new()
-        .fallback_service(mcp_service(handler.clone(), shutdown))
-        .layer(
-            ServiceBuilder::new()
-                .layer(axum::middleware::from_fn_with_state(
-                    policy,
-                    origin::check_host_and_origin,
-                ))
-                .layer(cors)
-                .layer(axum::middleware::from_fn(jsonrpc::peek_request))
-                .layer(axum::middleware::from_fn_with_state(
-                    edge.clone(),
-                    authn::authenticate,
-                ))
-                .layer(axum::middleware::from_fn_with_state(
-                    edge.clone(),
-                    authn::authorize,
-                ))
-                .layer(axum::middleware::from_fn(
-                    jsonrpc::answer_malformed_arguments,
-                ))
-                .layer(axum::middleware::from_fn_with_state(
-                    handler,
-                    crate::mcp::direct::serve,
-                )),
-        );
+    let mcp = endpoint::Endpoint::new(
+        policy,
+        cors,
+        edge.clone(),
+        handler.clone(),
+        mcp_service(handler, shutdown),
+    );
     let max_in_flight = config.max_concurrent_requests;
     let https = config.tls.is_some()
         || config
@@ -359,7 +341,7 @@ pub fn router(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready::readyz).with_state(readiness))
         .merge(metadata)
-        .nest("/mcp", mcp);
+        .route_service("/mcp", mcp);
     if let Some(scrape) = metrics {
         router = router.merge(metrics::routes(scrape));
     }

@@ -10,10 +10,9 @@
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use std::sync::Arc;
+use std::ops::ControlFlow;
 
 /// One `allowed_origins` entry: `scheme://host[:port]`, or `scheme://host:*` for any
 /// port. Without a port the scheme's default port (80, 443) is meant (RFC 6454).
@@ -188,24 +187,20 @@ fn header(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The tower layer's function: 403 for a refused request, else on to the next layer.
-pub async fn check_host_and_origin(
-    policy: axum::extract::State<Arc<OriginPolicy>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// Step 9: a request whose `Host` or `Origin` is not allowed is answered 403.
+pub fn check_request(policy: &OriginPolicy, request: &Request) -> ControlFlow<Response> {
     let headers = request.headers();
     // HTTP/2 carries the host in `:authority`, not a Host header.
     let host =
         header(headers, header::HOST).or_else(|| request.uri().authority().map(|a| a.as_str()));
     match policy.check(host, header(headers, header::ORIGIN)) {
-        Ok(()) => next.run(request).await,
+        Ok(()) => ControlFlow::Continue(()),
         Err(refused) => {
             tracing::warn!(
                 ?refused,
                 "refused a request to /mcp (Host or Origin not allowed)"
             );
-            (StatusCode::FORBIDDEN, refused.message()).into_response()
+            ControlFlow::Break((StatusCode::FORBIDDEN, refused.message()).into_response())
         }
     }
 }
