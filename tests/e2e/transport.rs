@@ -171,6 +171,33 @@ async fn cors_answers_only_the_allowed_origins() {
         .to_str()
         .unwrap();
     assert!(exposed.contains("mcp-session-id"), "{exposed}");
+    // A stateless call (the direct path) from the allowed origin is answered through
+    // CORS too; the same call without an Origin gets no CORS answer, only the `Vary`
+    // that tells caches the answer depends on the origin.
+    let http = reqwest::Client::new();
+    let fixture = serde_json::json!({"text": "hi"});
+    let browser = stateless_call(&http, &host.mcp_url(), "fixture", fixture.clone())
+        .header(ORIGIN, "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(browser.status(), StatusCode::OK);
+    assert_eq!(
+        browser.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let answer: serde_json::Value = browser.json().await.unwrap();
+    assert_eq!(answer["result"]["isError"], false, "{answer}");
+    let plain = stateless_call(&http, &host.mcp_url(), "fixture", fixture)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert!(plain.headers().get("access-control-allow-origin").is_none());
+    let vary = plain.headers()["vary"].to_str().unwrap();
+    assert!(vary.contains("origin"), "{vary}");
+    let answer: serde_json::Value = plain.json().await.unwrap();
+    assert_eq!(answer["result"]["isError"], false, "{answer}");
 }
 
 /// A stateless `tools/call` of the fixture's `fixture` tool with `arguments`.
