@@ -123,6 +123,11 @@ impl Process {
         Self { child, addr }
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Its `/mcp` URL.
     pub fn url(&self) -> String {
         format!("http://{}/mcp", self.addr)

@@ -7,7 +7,8 @@
 //!   echo tool from 1, 16, 64 and 256 concurrent clients of `oha`, a well-known load
 //!   generator run as its own process; and the same clients against the ceiling, a
 //!   bare axum server doing the same JSON-RPC work ([`ceiling`]). Each row gives calls/s,
-//!   p50 and p99, the ratio to the ceiling, and the host's RSS. The host's own metrics
+//!   p50 and p99, the ratio to the ceiling, the host's RSS, and the CPU time the server
+//!   (host or ceiling) spent per call, which varies less between runs than the rates. The host's own metrics
 //!   must count every 200 as a successful call (a refused call answered 200 with
 //!   `isError` would otherwise pass for a fast one).
 //! - stdio: the host's `serve --stdio` and the bare stdio ceiling, driven by a raw
@@ -90,28 +91,37 @@ async fn report(measuring: bool) {
     let ceiling = ceiling::Process::start_http();
     let mut rows = Vec::new();
     for clients in CLIENTS {
-        rows.push((clients, load(ceiling.url(), None, clients).await));
+        let cpu = Cpu::of(ceiling.pid());
+        let figures = load(ceiling.url(), None, clients).await;
+        let cpu_us = cpu.per_call(figures.ok);
+        rows.push((clients, figures, cpu_us));
     }
     drop(ceiling);
     println!("\nHTTP, stateless tools/call of echo, full pipeline (oha, {MEASURE_FOR:?} per row)");
     println!(
-        "{:<34} {:>8} {:>11} {:>9} {:>9} {:>10} {:>9}",
-        "", "clients", "calls/s", "p50 us", "p99 us", "vs ceiling", "RSS MiB"
+        "{:<34} {:>8} {:>11} {:>9} {:>9} {:>10} {:>9} {:>12}",
+        "", "clients", "calls/s", "p50 us", "p99 us", "vs ceiling", "RSS MiB", "CPU us/call"
     );
-    for (clients, figures) in &rows {
-        print_row(
-            "bare axum JSON-RPC echo (ceiling)",
-            *clients,
-            figures,
-            None,
-            None,
+    for (clients, figures, cpu_us) in &rows {
+        println!(
+            "{} {:>12}",
+            row(
+                "bare axum JSON-RPC echo (ceiling)",
+                *clients,
+                figures,
+                None,
+                None
+            ),
+            cpu_column(*cpu_us)
         );
     }
     for fsync in ["interval", "always"] {
         let bench = FullHost::start(fsync).await;
-        for (clients, ceiling_figures) in &rows {
+        for (clients, ceiling_figures, _) in &rows {
             let before = bench.ok_calls().await;
+            let cpu = Cpu::of(bench.host.pid());
             let figures = load(bench.host.mcp_url(), Some(bench.token.clone()), *clients).await;
+            let cpu_us = cpu.per_call(figures.ok);
             let counted = bench.ok_calls().await - before;
             // oha drops the calls still in flight at its deadline: the host may have
             // answered up to one per client more than oha counted, never fewer.
@@ -120,12 +130,16 @@ async fn report(measuring: bool) {
                 "the host counted {counted} successful calls, the client {} answers 200",
                 figures.ok
             );
-            print_row(
-                &format!("this host, audit fsync = {fsync}"),
-                *clients,
-                &figures,
-                Some(ceiling_figures),
-                rss_mib(bench.host.pid()),
+            println!(
+                "{} {:>12}",
+                row(
+                    &format!("this host, audit fsync = {fsync}"),
+                    *clients,
+                    &figures,
+                    Some(ceiling_figures),
+                    rss_mib(bench.host.pid()),
+                ),
+                cpu_column(cpu_us)
             );
         }
     }
@@ -200,14 +214,64 @@ fn print_row(
     ceiling: Option<&oha::Figures>,
     rss: Option<f64>,
 ) {
+    println!("{}", row(label, clients, figures, ceiling, rss));
+}
+
+/// The text of one table row.
+fn row(
+    label: &str,
+    clients: usize,
+    figures: &oha::Figures,
+    ceiling: Option<&oha::Figures>,
+    rss: Option<f64>,
+) -> String {
     let ratio = ceiling.map_or(String::new(), |c| {
         format!("{:.0}%", 100.0 * figures.calls_per_s / c.calls_per_s)
     });
     let rss = rss.map_or(String::new(), |r| format!("{r:.0}"));
-    println!(
+    format!(
         "{label:<34} {clients:>8} {:>11.0} {:>9.0} {:>9.0} {ratio:>10} {rss:>9}",
         figures.calls_per_s, figures.p50_us, figures.p99_us
-    );
+    )
+}
+
+/// A process's CPU time (user and system) at the start of a row: per call, the figure
+/// that varies least between runs on a busy machine.
+struct Cpu {
+    pid: u32,
+    start: Option<f64>,
+}
+
+impl Cpu {
+    fn of(pid: u32) -> Self {
+        Self {
+            pid,
+            start: cpu_seconds(pid),
+        }
+    }
+
+    /// Microseconds of CPU the process spent per call since [`Cpu::of`].
+    fn per_call(&self, calls: u64) -> Option<f64> {
+        let spent = cpu_seconds(self.pid)? - self.start?;
+        (calls > 0).then(|| spent * 1e6 / calls as f64)
+    }
+}
+
+/// A process's user and system CPU time in seconds (Linux: `/proc/PID/stat` counts in
+/// USER_HZ ticks, 100 a second).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces) start at the state, field 3;
+    // utime and stime are fields 14 and 15.
+    let after_command = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_command.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// The CPU column: blank when unknown.
+fn cpu_column(cpu_us: Option<f64>) -> String {
+    cpu_us.map_or(String::new(), |us| format!("{us:.0}"))
 }
 
 /// Cores, load and kernel: the figures mean little without them.
