@@ -13,39 +13,77 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, header};
 use axum::response::Response;
-use futures::future::BoxFuture;
 use rmcp::transport::streamable_http_server::StreamableHttpService;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use std::convert::Infallible;
+use std::future::Future;
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use tower::{Layer, Service, ServiceExt};
-use tower_http::cors::{Cors, CorsLayer};
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, Service, ServiceExt, service_fn};
+use tower_http::cors::CorsLayer;
 
 /// The `Vary` header CORS puts on every response.
 const VARY: HeaderValue = HeaderValue::from_static(
     "origin, access-control-request-method, access-control-request-headers",
 );
 
-/// The `/mcp` service.
-#[derive(Clone)]
-pub struct Endpoint(Arc<Parts>);
+/// The `/mcp` service, from what its steps need.
+pub fn service(
+    policy: Arc<OriginPolicy>,
+    cors: CorsLayer,
+    edge: Arc<EdgeAuth>,
+    handler: McpHandler,
+    rmcp: StreamableHttpService<McpHandler, LocalSessionManager>,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send>
++ Clone
++ Send
++ Sync
++ 'static {
+    let steps = Arc::new(Steps {
+        edge,
+        handler,
+        rmcp,
+    });
+    let endpoint = Arc::new(Endpoint {
+        policy,
+        browser: BoxCloneSyncService::new(cors.layer(serving(steps.clone(), Steps::serve))),
+        steps,
+    });
+    serving(endpoint, Endpoint::serve)
+}
 
-struct Parts {
+/// A service answering each request with `serve(shared, request)`.
+fn serving<T, F, Fut>(
+    shared: Arc<T>,
+    serve: F,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send>
++ Clone
++ Send
++ Sync
++ 'static
+where
+    T: Send + Sync + 'static,
+    F: Fn(Arc<T>, Request) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
+{
+    service_fn(move |request| {
+        let answer = serve(shared.clone(), request);
+        async move { Ok::<_, Infallible>(answer.await) }
+    })
+}
+
+struct Endpoint {
     /// Step 9: which hosts and origins may reach `/mcp`.
     policy: Arc<OriginPolicy>,
     /// Steps 10 to 15 behind CORS, for a browser's requests.
-    cors: Cors<Steps>,
+    browser: BoxCloneSyncService<Request, Response, Infallible>,
     /// Steps 10 to 15.
-    steps: Steps,
+    steps: Arc<Steps>,
 }
 
 /// Steps 10 to 15.
-#[derive(Clone)]
-pub struct Steps(Arc<StepParts>);
-
-struct StepParts {
+struct Steps {
     /// Authentication and authorization (and their per-address limit).
     edge: Arc<EdgeAuth>,
     /// The direct path's handler.
@@ -55,49 +93,29 @@ struct StepParts {
 }
 
 impl Endpoint {
-    /// The service, from what its steps need.
-    pub fn new(
-        policy: Arc<OriginPolicy>,
-        cors: CorsLayer,
-        edge: Arc<EdgeAuth>,
-        handler: McpHandler,
-        rmcp: StreamableHttpService<McpHandler, LocalSessionManager>,
-    ) -> Self {
-        let steps = Steps(Arc::new(StepParts {
-            edge,
-            handler,
-            rmcp,
-        }));
-        Self(Arc::new(Parts {
-            policy,
-            cors: cors.layer(steps.clone()),
-            steps,
-        }))
-    }
-
-    async fn serve(self, request: Request) -> Response {
+    async fn serve(self: Arc<Self>, request: Request) -> Response {
         // 9. Host and Origin
-        if let ControlFlow::Break(answer) = origin::check_request(&self.0.policy, &request) {
+        if let ControlFlow::Break(answer) = origin::check_request(&self.policy, &request) {
             return answer;
         }
         // CORS, for a browser's requests only
         let browser =
             request.headers().contains_key(header::ORIGIN) || request.method() == Method::OPTIONS;
         if browser {
-            return match self.0.cors.clone().oneshot(request).await {
+            return match self.browser.clone().oneshot(request).await {
                 Ok(response) => response,
                 Err(never) => match never {},
             };
         }
-        let mut response = self.0.steps.0.serve(request).await;
+        let mut response = self.steps.clone().serve(request).await;
         response.headers_mut().append(header::VARY, VARY);
         response
     }
 }
 
-impl StepParts {
+impl Steps {
     /// Steps 10 to 15.
-    async fn serve(&self, request: Request) -> Response {
+    async fn serve(self: Arc<Self>, request: Request) -> Response {
         match self.answer(request).await {
             ControlFlow::Break(answer) => answer,
             // 15. rmcp
@@ -120,35 +138,5 @@ impl StepParts {
         let request = jsonrpc::answer_malformed_arguments(request)?;
         // 14. the direct path
         direct::try_serve(&self.handler, request).await
-    }
-}
-
-impl Service<Request> for Endpoint {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let endpoint = self.clone();
-        Box::pin(async move { Ok(endpoint.serve(request).await) })
-    }
-}
-
-impl Service<Request> for Steps {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let steps = self.0.clone();
-        Box::pin(async move { Ok(steps.serve(request).await) })
     }
 }

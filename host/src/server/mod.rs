@@ -309,7 +309,7 @@ pub fn router(
     });
     let pipeline_for_ready = pipeline.clone();
     let handler = McpHandler::new(pipeline);
-    let mcp = endpoint::Endpoint::new(
+    let mcp = endpoint::service(
         policy,
         cors,
         edge.clone(),
