@@ -77,9 +77,18 @@ fn describe() {
 
 /// A call ended: `tool` is `-` when no plugin offers the name the client sent.
 pub fn call_finished(tool: &str, plugin: &str, outcome: &str, duration: Duration) {
+    calls(tool, plugin, outcome).increment(1);
+    call_seconds(tool).record(duration.as_secs_f64());
+}
+
+/// The `mcp_tool_calls_total` counter of one tool, plugin and outcome.
+fn calls(tool: &str, plugin: &str, outcome: &str) -> Counter {
     counter!(CALLS, "tool" => tool.to_owned(), "plugin" => plugin.to_owned(), "outcome" => outcome.to_owned())
-        .increment(1);
-    histogram!(CALL_SECONDS, "tool" => tool.to_owned()).record(duration.as_secs_f64());
+}
+
+/// The `mcp_tool_call_duration_seconds` histogram of one tool.
+fn call_seconds(tool: &str) -> Histogram {
+    histogram!(CALL_SECONDS, "tool" => tool.to_owned())
 }
 
 /// One plugin's call metrics, with their handles kept after a tool's first call: a
@@ -111,39 +120,40 @@ impl PluginMetrics {
 
     /// [`call_finished`] for one of this plugin's tools.
     pub fn call_finished(&self, tool: &str, outcome: &'static str, duration: Duration) {
-        let seconds = duration.as_secs_f64();
         {
             let tools = self.tools.read().unwrap_or_else(|e| e.into_inner());
             if let Some(handles) = tools.iter().find(|h| h.tool == tool)
                 && let Some((_, calls)) = handles.calls.iter().find(|(o, _)| *o == outcome)
             {
                 calls.increment(1);
-                handles.seconds.record(seconds);
+                handles.seconds.record(duration.as_secs_f64());
                 return;
             }
         }
+        self.make_handles(tool, outcome);
+        self.call_finished(tool, outcome, duration);
+    }
+
+    /// Makes the handles of `tool` and `outcome` the first time they are needed.
+    fn make_handles(&self, tool: &str, outcome: &'static str) {
         let mut tools = self.tools.write().unwrap_or_else(|e| e.into_inner());
-        let index = match tools.iter().position(|h| h.tool == tool) {
-            Some(index) => index,
+        let at = match tools.iter().position(|h| h.tool == tool) {
+            Some(at) => at,
             None => {
                 tools.push(ToolHandles {
                     tool: tool.to_owned(),
-                    seconds: histogram!(CALL_SECONDS, "tool" => tool.to_owned()),
+                    seconds: call_seconds(tool),
                     calls: Vec::new(),
                 });
                 tools.len() - 1
             }
         };
-        let handles = &mut tools[index];
+        let handles = &mut tools[at];
         if !handles.calls.iter().any(|(o, _)| *o == outcome) {
-            let calls = counter!(CALLS, "tool" => tool.to_owned(),
-                "plugin" => self.plugin.clone(), "outcome" => outcome);
-            handles.calls.push((outcome, calls));
+            handles
+                .calls
+                .push((outcome, calls(tool, &self.plugin, outcome)));
         }
-        if let Some((_, calls)) = handles.calls.iter().find(|(o, _)| *o == outcome) {
-            calls.increment(1);
-        }
-        handles.seconds.record(seconds);
     }
 }
 

@@ -9,8 +9,7 @@
 use super::McpHandler;
 use super::context::http_context;
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -29,17 +28,8 @@ const VERSION: ProtocolVersion = ProtocolVersion::V_2026_07_28;
 /// The prefix of a Base64-wrapped SEP-2243 header value.
 const BASE64_HEADER_PREFIX: &str = "=?base64?";
 
-/// The layer in front of rmcp: a request [`admit`] takes is answered here, any other
-/// goes on to rmcp as it came.
-pub async fn serve(State(handler): State<McpHandler>, request: Request, next: Next) -> Response {
-    match try_serve(&handler, request).await {
-        ControlFlow::Break(answer) => answer,
-        ControlFlow::Continue(request) => next.run(request).await,
-    }
-}
-
-/// The answer to a request [`admit`] takes, or the request as it came (to go on to
-/// rmcp).
+/// The direct path, in front of rmcp: the answer to a request [`admit`] takes, or the
+/// request as it came (to go on to rmcp).
 pub async fn try_serve(handler: &McpHandler, request: Request) -> ControlFlow<Response, Request> {
     if request.method() != Method::POST || !plain_headers(request.headers()) {
         return ControlFlow::Continue(request);

@@ -348,7 +348,14 @@ async fn the_direct_path_answers_as_rmcp_does_and_passes_on_the_rest() {
         .fallback(|| async { (StatusCode::IM_A_TEAPOT, "passed on") })
         .layer(axum::middleware::from_fn_with_state(
             handler,
-            crate::mcp::direct::serve,
+            |axum::extract::State(handler): axum::extract::State<McpHandler>,
+             request: Request<Body>,
+             next: axum::middleware::Next| async move {
+                match crate::mcp::direct::try_serve(&handler, request).await {
+                    std::ops::ControlFlow::Break(answer) => answer,
+                    std::ops::ControlFlow::Continue(request) => next.run(request).await,
+                }
+            },
         ));
     let none = json!({});
     let served: Vec<(&str, Request<Body>, Request<Body>)> = {
