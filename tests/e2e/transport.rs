@@ -377,10 +377,15 @@ async fn metrics_count_calls_by_outcome_and_denials_by_step() {
         ),
         Some(4.0)
     );
-    assert_eq!(
-        value(&metrics, "mcp_instances_in_use", &[("plugin", "fix")]),
-        Some(0.0)
-    );
+    // Instances are freed just after their answers are sent: the gauge falls to 0.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut in_use = value(&metrics, "mcp_instances_in_use", &[("plugin", "fix")]);
+    while in_use != Some(0.0) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let metrics = scrape(&format!("http://{}/metrics", host.addr)).await;
+        in_use = value(&metrics, "mcp_instances_in_use", &[("plugin", "fix")]);
+    }
+    assert_eq!(in_use, Some(0.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,25 +44,35 @@ pub struct Busy {
 pub struct Admitted {
     cooldowns: Arc<Cooldowns>,
     key: Key,
-    permit: Option<OwnedSemaphorePermit>,
+    slot: Option<Slot>,
+}
+
+/// A concurrency slot, given back when dropped (with the instance it ran: the pool
+/// has an instance for every slot).
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
     instances: metrics::Gauge,
-    finished: bool,
 }
 
 impl Admitted {
-    /// Records how the call ended (for the cool-down) and gives the slot back.
-    pub fn finish(mut self, crashed: bool) {
+    /// Records how the call ended (for the cool-down); the slot is given back when the
+    /// returned [`Slot`] is dropped.
+    pub fn finish(mut self, crashed: bool) -> Slot {
         self.cooldowns.record(&self.key, crashed);
-        self.finished = true;
-        self.permit.take();
+        self.slot.take().expect("a call is finished once")
     }
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        if !self.finished {
+        if self.slot.is_some() {
             self.cooldowns.record(&self.key, true);
         }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
         self.instances.decrement(1.0);
     }
 }
@@ -88,9 +98,10 @@ impl Admission {
                 Admitted {
                     cooldowns: self.cooldowns.clone(),
                     key,
-                    permit: Some(permit),
-                    instances: gate.instances.clone(),
-                    finished: false,
+                    slot: Some(Slot {
+                        _permit: permit,
+                        instances: gate.instances.clone(),
+                    }),
                 }
             }),
             // The semaphore is never closed; a timeout is the only way here.

@@ -19,7 +19,7 @@ use crate::registry::{RegisteredTool, Registry};
 use crate::sandbox::bindings::exports::mcp::tools::tools::CallError as PluginError;
 use crate::sandbox::bindings::mcp::tools::types::Content;
 use crate::sandbox::state::CallUses;
-use crate::sandbox::{Sandbox, SandboxError};
+use crate::sandbox::{Sandbox, SandboxError, Spent};
 use admission::{Admission, Busy};
 use arc_swap::ArcSwap;
 use context::CallContext;
@@ -411,14 +411,14 @@ impl Pipeline {
         let uses = CallUses::shared();
         let task = std::panic::AssertUnwindSafe(
             self.sandbox
-                .call_tool(
+                .run_tool(
                     &tool.plugin.prepared,
                     name,
                     &arguments,
                     ctx.client.clone(),
                     uses.clone(),
                 )
-                .instrument(span),
+                .instrument(span.clone()),
         )
         .catch_unwind();
         let record_uses = |trace: &mut Trace| {
@@ -432,23 +432,20 @@ impl Pipeline {
         let task = tokio::select! {
             finished = task => finished,
             () = ctx.needs_input.cancelled() => {
-                admitted.finish(false);
+                drop(admitted.finish(false));
                 record_uses(trace);
                 return Err(CallError::InputRequired { tool: name.to_owned() });
             }
             () = ctx.cancelled.cancelled() => {
-                admitted.finish(false);
+                drop(admitted.finish(false));
                 record_uses(trace);
                 tracing::info!(call_id = %ctx.request_id, %plugin, tool = name, "tool call cancelled: the client cancelled it or went away");
                 return Err(CallError::Cancelled { tool: name.to_owned() });
             }
         };
         record_uses(trace);
-        // A panic counts as a crash (the slot's drop records it).
-        if let Ok(outcome) = &task {
-            admitted.finish(outcome.is_err());
-        }
-        let outcome = task.map_err(|panic| {
+        // A panic counts as a crash (the unfinished admission's drop records it).
+        let (outcome, spent) = task.map_err(|panic| {
             let error = panic
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
@@ -459,6 +456,7 @@ impl Pipeline {
                 tool: name.to_owned(),
             }
         })?;
+        free_later(spent, admitted.finish(outcome.is_err()), span);
         match outcome {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(error)) => Err(CallError::Plugin(error)),
@@ -469,6 +467,22 @@ impl Pipeline {
                     error,
                 })
             }
+        }
+    }
+}
+
+/// Frees a returned call's instance, then gives its slot back, on a task of its own:
+/// resetting the instance's memory takes several microseconds the client need not
+/// wait for, so the answer goes first. (The slot waits for the instance, so the pool
+/// never holds more instances than there are slots.)
+fn free_later(spent: Option<Spent>, slot: admission::Slot, span: tracing::Span) {
+    match spent {
+        None => drop(slot),
+        Some(spent) => {
+            tokio::spawn(async move {
+                span.in_scope(|| drop(spent));
+                drop(slot);
+            });
         }
     }
 }

@@ -322,8 +322,9 @@ impl Sandbox {
     }
 
     /// Runs one tool call in a fresh instance, serving `client` and recording what it
-    /// asked for in `uses`; the instance is dropped afterwards. The call ends at its deadline even while it waits on a host
-    /// call (a slow upstream); only waits for the client's answers stop its clock.
+    /// asked for in `uses`; the instance is dropped afterwards. The call ends at its
+    /// deadline even while it waits on a host call (a slow upstream); only waits for
+    /// the client's answers stop its clock.
     pub async fn call_tool(
         &self,
         plugin: &PreparedPlugin,
@@ -332,22 +333,53 @@ impl Sandbox {
         client: Option<Arc<dyn Client>>,
         uses: Arc<std::sync::Mutex<CallUses>>,
     ) -> Result<Result<CallResult, CallError>, SandboxError> {
+        let (outcome, spent) = self.run_tool(plugin, tool, arguments, client, uses).await;
+        drop(spent);
+        outcome
+    }
+
+    /// [`Sandbox::call_tool`], handing back the instance of a call that returned: the
+    /// caller frees it (its memory reset, its slot back in the pool) when it suits,
+    /// after the answer is on its way, say. One that trapped or ran out of time is
+    /// freed here.
+    pub async fn run_tool(
+        &self,
+        plugin: &PreparedPlugin,
+        tool: &str,
+        arguments: &str,
+        client: Option<Arc<dyn Client>>,
+        uses: Arc<std::sync::Mutex<CallUses>>,
+    ) -> (
+        Result<Result<CallResult, CallError>, SandboxError>,
+        Option<Spent>,
+    ) {
         let timeout = plugin.grants.limits.timeout;
         let clock = limits::CallClock::start(timeout);
         let call = async {
             let (mut store, instance) = self
                 .instantiate(plugin, clock.clone(), client, uses)
                 .await?;
-            instance
-                .call_tool(&mut store, tool, arguments)
-                .await
-                .map_err(SandboxError::from_trap)
+            match instance.call_tool(&mut store, tool, arguments).await {
+                Ok(answer) => Ok((answer, Spent { _store: store })),
+                Err(trap) => Err(SandboxError::from_trap(trap)),
+            }
         };
+        let timed_out = || SandboxError::Limit(limits::LimitHit::Timeout(timeout));
         tokio::select! {
-            outcome = call => outcome,
-            () = clock.expired() => Err(SandboxError::Limit(limits::LimitHit::Timeout(timeout))),
+            outcome = call => match outcome {
+                Ok((answer, spent)) => (Ok(answer), Some(spent)),
+                Err(error) => (Err(error), None),
+            },
+            () = clock.expired() => (Err(timed_out()), None),
         }
     }
+}
+
+/// The instance of a call that has returned. Dropping it frees the instance: its
+/// memory is reset and its slot goes back to the pool (several microseconds), and what
+/// the plugin printed and was refused reaches the host log.
+pub struct Spent {
+    _store: Store<CallState>,
 }
 
 /// `wasm` compiled: from the cache when it holds a good entry, else compiled now (and
