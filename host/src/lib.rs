@@ -23,6 +23,8 @@
 //! - [`secrets`]: the envelope-encrypted credential store and credential sources.
 //! - [`telemetry`]: the Prometheus metrics every layer records.
 //! - [`domain`]: names and quantities every layer shares.
+//! - [`log_lines`]: the host log's lines, written to stderr in batches by a thread of
+//!   their own.
 
 #![deny(missing_docs)]
 
@@ -34,6 +36,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod inspect;
+pub mod log_lines;
 pub mod mcp;
 pub mod pipeline;
 pub mod ratelimit;

@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use mcp_wasm_host::cli::{self, Cli, LogFormat};
+use mcp_wasm_host::log_lines;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -22,10 +23,13 @@ fn main() -> ExitCode {
     // Lines are formatted on the thread that logs and written by one thread of their
     // own, in batches: a busy host writes many lines per syscall, and no call waits
     // for stderr. Nothing is dropped (a full queue makes the logger wait).
-    let (writer, queued_lines) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("log-writer")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
+    let (writer, queued_lines) = match log_lines::to(std::io::stderr()) {
+        Ok(lines) => lines,
+        Err(error) => {
+            eprintln!("error: cannot start the log writer thread: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
