@@ -411,7 +411,7 @@ impl Pipeline {
         let uses = CallUses::shared();
         let task = std::panic::AssertUnwindSafe(
             self.sandbox
-                .run_tool(
+                .call_tool(
                     &tool.plugin.prepared,
                     name,
                     &arguments,

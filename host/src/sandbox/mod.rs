@@ -322,27 +322,12 @@ impl Sandbox {
     }
 
     /// Runs one tool call in a fresh instance, serving `client` and recording what it
-    /// asked for in `uses`; the instance is dropped afterwards. The call ends at its
-    /// deadline even while it waits on a host call (a slow upstream); only waits for
-    /// the client's answers stop its clock.
+    /// asked for in `uses`. The call ends at its deadline even while it waits on a host
+    /// call (a slow upstream); only waits for the client's answers stop its clock. The
+    /// instance of a call that returned is handed back: the caller frees it (its memory
+    /// reset, its slot back in the pool) when it suits, after the answer is on its way,
+    /// say. One that trapped or ran out of time is freed here.
     pub async fn call_tool(
-        &self,
-        plugin: &PreparedPlugin,
-        tool: &str,
-        arguments: &str,
-        client: Option<Arc<dyn Client>>,
-        uses: Arc<std::sync::Mutex<CallUses>>,
-    ) -> Result<Result<CallResult, CallError>, SandboxError> {
-        let (outcome, spent) = self.run_tool(plugin, tool, arguments, client, uses).await;
-        drop(spent);
-        outcome
-    }
-
-    /// [`Sandbox::call_tool`], handing back the instance of a call that returned: the
-    /// caller frees it (its memory reset, its slot back in the pool) when it suits,
-    /// after the answer is on its way, say. One that trapped or ran out of time is
-    /// freed here.
-    pub async fn run_tool(
         &self,
         plugin: &PreparedPlugin,
         tool: &str,
