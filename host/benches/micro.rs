@@ -167,6 +167,17 @@ fn audit(c: &mut Criterion) {
         record.outcome = Some("ok".into());
         record
     };
+    // What the writer thread does per record: seal it into its line of the chain.
+    let mut sealed = record();
+    sealed.request_id = Some("7d0b7c9e-3e1f-4d2a-9b5e-0c1d2e3f4a5b".into());
+    sealed.peer = Some("127.0.0.1:40000".into());
+    sealed.transport = Some("http".into());
+    sealed.plugin = Some("echo".into());
+    sealed.plugin_sha256 = Some("ab".repeat(32));
+    sealed.duration_us = Some(30);
+    sealed.arguments = Some(json!({"sha256": "cd".repeat(32)}));
+    let prev = "ef".repeat(32);
+    c.bench_function("audit/seal", |b| b.iter(|| sealed.seal(1_000, &prev, None)));
     for (name, fsync) in [("interval", Fsync::Interval), ("always", Fsync::Always)] {
         let audit = open(&format!("{name}.jsonl"), fsync);
         c.bench_function(&format!("audit/write-{name}"), |b| {

@@ -101,10 +101,41 @@ impl Record {
         }
         fields.insert("seq".into(), seq.into());
         fields.insert("prev".into(), prev.into());
-        let hash = digest(&fields);
-        fields.insert("hash".into(), hash.clone().into());
-        (canonical(&Value::Object(fields)), hash)
+        // What is hashed is the canonical form without `hash`; the line is the same
+        // bytes with `hash` in its sorted place. So the fields are written once, and
+        // the place noted on the way.
+        let mut out = Vec::with_capacity(512);
+        let place = write_object_noting(&fields, HASH, &mut out);
+        let hash = hex::encode(Sha256::digest(&out));
+        let mut line = Vec::with_capacity(out.len() + HASH.len() + hash.len() + 8);
+        line.extend_from_slice(&out[..place.at]);
+        if place.after_entry {
+            line.push(b',');
+        }
+        write_json(HASH, &mut line);
+        line.push(b':');
+        write_json(&hash, &mut line);
+        if !place.after_entry && place.before_entry {
+            line.push(b',');
+        }
+        line.extend_from_slice(&out[place.at..]);
+        let line = String::from_utf8(line).expect("serde_json writes UTF-8");
+        (line, hash)
     }
+}
+
+/// The key of a record's own hash.
+const HASH: &str = "hash";
+
+/// Where, in an object's canonical form, an entry with a new key goes.
+struct Place {
+    /// The byte offset: after the entries with smaller keys (and before the comma
+    /// that starts the next one).
+    at: usize,
+    /// Whether an entry comes before it.
+    after_entry: bool,
+    /// Whether an entry follows it.
+    before_entry: bool,
 }
 
 /// SHA-256 (hex) of the canonical form of `fields`.
@@ -145,10 +176,24 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
 }
 
 fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
+    write_object_noting(map, "", out);
+}
+
+/// Writes `map` in canonical form, and says where an entry keyed `new` (not in the
+/// map) would go.
+fn write_object_noting(map: &Map<String, Value>, new: &str, out: &mut Vec<u8>) -> Place {
     let mut entries: Vec<(&String, &Value)> = map.iter().collect();
     entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
     out.push(b'{');
-    for (i, (key, value)) in entries.into_iter().enumerate() {
+    let mut place = None;
+    for (i, (key, value)) in entries.iter().enumerate() {
+        if place.is_none() && key.as_str() > new {
+            place = Some(Place {
+                at: out.len(),
+                after_entry: i > 0,
+                before_entry: true,
+            });
+        }
         if i > 0 {
             out.push(b',');
         }
@@ -156,7 +201,13 @@ fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
         out.push(b':');
         write_canonical(value, out);
     }
+    let place = place.unwrap_or(Place {
+        at: out.len(),
+        after_entry: !entries.is_empty(),
+        before_entry: false,
+    });
     out.push(b'}');
+    place
 }
 
 /// A string or scalar as serde_json writes it (escaped, compact).
@@ -270,6 +321,62 @@ mod tests {
         // A different place in the chain is a different hash.
         assert_ne!(record.seal(8, GENESIS, None).1, hash);
         assert_ne!(record.seal(7, &hash, None).1, hash);
+    }
+
+    /// The line as sealing defines it: the canonical form of the fields, `seq` and
+    /// `prev`, with `hash` (of that form without it) added.
+    fn sealed_by_definition(
+        record: &Record,
+        seq: u64,
+        prev: &str,
+        replica: Option<&str>,
+    ) -> String {
+        let Value::Object(mut fields) = serde_json::to_value(record).unwrap() else {
+            panic!("a record is an object")
+        };
+        if let Some(replica) = replica {
+            fields.insert("replica".into(), replica.into());
+        }
+        fields.insert("seq".into(), seq.into());
+        fields.insert("prev".into(), prev.into());
+        let hash = digest(&fields);
+        fields.insert("hash".into(), hash.into());
+        canonical(&Value::Object(fields))
+    }
+
+    #[test]
+    fn a_sealed_line_is_the_canonical_form_with_its_hash_in_place() {
+        let bare = Record {
+            time: "2026-11-30T00:00:00.000000Z".into(),
+            event: "stop".into(),
+            ..Record::default()
+        };
+        let mut full = Record::now("tool_call");
+        full.request_id = Some("r-1".into());
+        full.subject = Some("ünïcode \"quoted\"\n".into());
+        full.client_id = Some("c".into());
+        full.peer = Some("127.0.0.1:9".into());
+        full.transport = Some("http".into());
+        full.tool = Some("echo".into());
+        full.plugin = Some("echo".into());
+        full.plugin_sha256 = Some("ab".repeat(32));
+        full.outcome = Some("ok".into());
+        full.reason = Some("a \u{1} control".into());
+        full.duration_us = Some(42);
+        full.credentials = Some(vec!["key:granted".into()]);
+        full.client_requests = Some(vec!["sampling:answered".into()]);
+        full.arguments = Some(json!({"z": 1, "a": [{"y": null, "b": "x"}]}));
+        full.detail = Some(json!({"tools": ["b", "a"]}));
+        for record in [&bare, &full] {
+            for replica in [None, Some("r2")] {
+                for (seq, prev) in [(0, GENESIS), (12_345, "f".repeat(64).as_str())] {
+                    let (line, hash) = record.seal(seq, prev, replica);
+                    assert_eq!(line, sealed_by_definition(record, seq, prev, replica));
+                    let parsed: Map<String, Value> = serde_json::from_str(&line).unwrap();
+                    assert_eq!(parsed["hash"], hash.as_str());
+                }
+            }
+        }
     }
 
     #[test]
