@@ -7,13 +7,14 @@
 //! open session are told when the tools changed. Only `[plugins]` is reloaded: the
 //! other sections apply at the next start (a changed one is named in a warning).
 
+mod folders;
+
 use crate::audit::{Audit, Record};
 use crate::config::{Config, ConfigError};
 use crate::domain::{PluginName, Scope};
 use crate::pipeline::Pipeline;
 use crate::registry::rebuild::Change;
 use crate::sandbox::Sandbox;
-use notify::Watcher as _;
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -405,26 +406,25 @@ impl Hangups {
 /// one of those files is written, created, renamed or removed. Folders, not files:
 /// editors and deploy scripts replace a file by renaming another onto it.
 struct FileWatch {
-    watcher: notify::RecommendedWatcher,
+    watcher: folders::Folders,
     folders: HashSet<PathBuf>,
     files: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 impl FileWatch {
-    fn new(requests: mpsc::Sender<Cause>) -> notify::Result<Self> {
+    fn new(requests: mpsc::Sender<Cause>) -> std::io::Result<Self> {
         let files: Arc<Mutex<HashSet<PathBuf>>> = Arc::default();
         let watched = files.clone();
-        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            let Ok(event) = event else { return };
-            if matches!(event.kind, notify::EventKind::Access(_)) {
-                return;
-            }
-            let files = watched.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(path) = event.paths.iter().find(|path| files.contains(*path)) {
+        let watcher = folders::Folders::new(Box::new(move |path| {
+            if watched
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(path)
+            {
                 // A full queue already holds a reload that will read this change.
-                let _ = requests.try_send(Cause::Changed(path.clone()));
+                let _ = requests.try_send(Cause::Changed(path.to_owned()));
             }
-        })?;
+        }))?;
         Ok(Self {
             watcher,
             folders: HashSet::new(),
@@ -440,13 +440,10 @@ impl FileWatch {
             .collect();
         let folders: HashSet<PathBuf> = wanted.iter().map(|(folder, _)| folder.clone()).collect();
         for gone in self.folders.difference(&folders) {
-            let _ = self.watcher.unwatch(gone);
+            self.watcher.unwatch(gone);
         }
         for folder in folders.difference(&self.folders) {
-            if let Err(error) = self
-                .watcher
-                .watch(folder, notify::RecursiveMode::NonRecursive)
-            {
+            if let Err(error) = self.watcher.watch(folder) {
                 tracing::warn!(folder = %folder.display(), %error, "cannot watch a folder for changes; reload with SIGHUP");
             }
         }
