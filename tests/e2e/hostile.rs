@@ -267,18 +267,20 @@ async fn a_plugin_cannot_hoard_the_hosts_descriptors_or_memory() {
     #[cfg(target_os = "linux")]
     {
         let (sockets_before, files_before) = fds_before;
-        let given_back = || {
-            let (sockets, files) = s.host.open_fds();
+        let given_back = |(sockets, files): (usize, usize)| {
             files <= files_before && sockets <= sockets_before + 2
         };
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !given_back() && std::time::Instant::now() < deadline {
+        // Connections close as their tasks end: on a loaded machine that can take a
+        // while. What is asserted is the last count seen, as seen.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let mut open = s.host.open_fds();
+        while !given_back(open) && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
+            open = s.host.open_fds();
         }
         assert!(
-            given_back(),
-            "(sockets, files) open: {:?}, before: {fds_before:?}",
-            s.host.open_fds()
+            given_back(open),
+            "(sockets, files) open: {open:?}, before: {fds_before:?}"
         );
     }
     client.cancel().await.ok();
