@@ -39,7 +39,6 @@ struct State {
 /// One round of a 2026-07-28 call: the answers it has, and the request it stopped at.
 pub struct InputRound {
     tool: String,
-    arguments: String,
     answers: BTreeMap<String, Value>,
     /// Requests made so far in this run (the next key's number).
     asked: AtomicU32,
@@ -64,12 +63,15 @@ impl InputRound {
         stop: CancellationToken,
     ) -> Result<Arc<Self>, McpError> {
         let tool = params.name.to_string();
-        let arguments = digest(params.arguments.as_ref());
         let mut answers = BTreeMap::new();
         if let Some(state) = params.request_state.take() {
             let state = decode(&state).ok_or_else(|| {
                 McpError::invalid_params("requestState is not one this server issued", None)
             })?;
+            let arguments = match params.arguments.as_ref() {
+                Some(arguments) => digest(arguments),
+                None => digest(&serde_json::Map::new()),
+            };
             if state.tool != tool || state.arguments != arguments {
                 return Err(McpError::invalid_params(
                     "requestState belongs to another tool call (its tool or arguments differ)",
@@ -81,7 +83,6 @@ impl InputRound {
         answers.extend(params.input_responses.take().unwrap_or_default());
         Ok(Arc::new(Self {
             tool,
-            arguments,
             answers,
             asked: AtomicU32::new(0),
             needed: Mutex::new(None),
@@ -91,8 +92,10 @@ impl InputRound {
         }))
     }
 
-    /// The input-required result, if the plugin stopped for an answer.
-    pub fn input_required(&self) -> Option<InputRequiredResult> {
+    /// The input-required result, if the plugin stopped for an answer, its
+    /// `requestState` bound to the call's `arguments` (hashed only now: most calls
+    /// never need it).
+    pub fn input_required(&self, arguments: &Value) -> Option<InputRequiredResult> {
         let (key, request) = self
             .needed
             .lock()
@@ -100,7 +103,7 @@ impl InputRound {
             .take()?;
         let state = State {
             tool: self.tool.clone(),
-            arguments: self.arguments.clone(),
+            arguments: digest(arguments),
             answers: self.answers.clone(),
         };
         let state = serde_json::to_vec(&state).ok()?;
@@ -128,15 +131,13 @@ impl InputRound {
     }
 }
 
-/// SHA-256 of the arguments' JSON, hex.
-fn digest(arguments: Option<&serde_json::Map<String, Value>>) -> String {
+/// SHA-256 of the arguments' JSON (an object, `{}` when none were sent), hex. The map
+/// and the `Value` holding it serialize to the same bytes.
+fn digest(arguments: &impl Serialize) -> String {
     // Hashed as it is serialized: no copy of the arguments, no text of them.
     let mut hasher = Sha256::new();
-    match arguments {
-        Some(arguments) => serde_json::to_writer(&mut hasher, arguments)
-            .expect("a JSON map serializes, and hashing cannot fail"),
-        None => hasher.update(b"{}"),
-    }
+    serde_json::to_writer(&mut hasher, arguments)
+        .expect("JSON arguments serialize, and hashing cannot fail");
     hex::encode(hasher.finalize())
 }
 
@@ -261,7 +262,7 @@ mod tests {
             "elicitation-1".into(),
             serde_json::from_value(json!({"method": "elicitation/create", "params": {"mode": "form", "message": "m", "requestedSchema": {"type": "object", "properties": {}}}})).unwrap(),
         ));
-        let result = round1.input_required().unwrap();
+        let result = round1.input_required(&json!({"a": 1})).unwrap();
         let state = result.request_state.unwrap();
 
         let mut retry = params(json!({"a": 1}));
@@ -282,6 +283,27 @@ mod tests {
         let mut forged = params(json!({"a": 1}));
         forged.request_state = Some("not base64!".into());
         assert!(round(&mut forged).is_err());
+
+        // A call sent without arguments is a call with `{}` (as the pipeline runs it):
+        // the state issued for it binds to `{}`, and a retry without them is the same
+        // call; one with arguments is not.
+        let mut bare = CallToolRequestParams::new("tool");
+        let round1 = round(&mut bare).unwrap();
+        *round1.needed.lock().unwrap() = Some((
+            "elicitation-0".into(),
+            serde_json::from_value(json!({"method": "elicitation/create", "params": {"mode": "form", "message": "m", "requestedSchema": {"type": "object", "properties": {}}}})).unwrap(),
+        ));
+        let state = round1
+            .input_required(&json!({}))
+            .unwrap()
+            .request_state
+            .unwrap();
+        let mut retry = CallToolRequestParams::new("tool");
+        retry.request_state = Some(state.clone());
+        assert!(round(&mut retry).is_ok());
+        let mut with_arguments = params(json!({"a": 1}));
+        with_arguments.request_state = Some(state);
+        assert!(round(&mut with_arguments).is_err());
     }
 
     #[test]

@@ -90,11 +90,13 @@ impl McpHandler {
         };
         let call = ToolCall {
             tool: params.name.into_owned(),
-            arguments: params.arguments,
+            arguments: serde_json::Value::Object(params.arguments.unwrap_or_default()),
         };
-        let result = self.pipeline.call(&ctx, call).await;
+        let result = self.pipeline.call(&ctx, &call).await;
         if let Err(CallError::InputRequired { .. }) = &result
-            && let Some(needed) = round.as_ref().and_then(|r| r.input_required())
+            && let Some(needed) = round
+                .as_ref()
+                .and_then(|r| r.input_required(&call.arguments))
         {
             return Ok(needed.into());
         }

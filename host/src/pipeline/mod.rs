@@ -25,7 +25,7 @@ use arc_swap::ArcSwap;
 use context::CallContext;
 use outcome::Trace;
 use output::OutputError;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 use thiserror::Error;
@@ -36,8 +36,9 @@ use tracing::Instrument;
 pub struct ToolCall {
     /// The tool's name, as the client sent it.
     pub tool: String,
-    /// `None` when the client sent no arguments (treated as `{}`).
-    pub arguments: Option<Map<String, Value>>,
+    /// The arguments, a JSON object (`{}` when the client sent none). Every step
+    /// borrows them; none copies them.
+    pub arguments: Value,
 }
 
 /// A tool's checked answer: what reaches the client.
@@ -291,10 +292,10 @@ impl Pipeline {
     /// One tool call, step by step, and its record. Tool failures come back as
     /// [`CallError`]s the MCP layer turns into `isError` results the model can read;
     /// only a tool that does not exist is a protocol error.
-    pub async fn call(&self, ctx: &CallContext, call: ToolCall) -> Result<ToolOutput, CallError> {
+    pub async fn call(&self, ctx: &CallContext, call: &ToolCall) -> Result<ToolOutput, CallError> {
         let started = Instant::now();
         let mut trace = Trace::default();
-        let result = self.steps(ctx, &call, &mut trace).await;
+        let result = self.steps(ctx, call, &mut trace).await;
         let recorded = outcome::record(
             &self.audit,
             ctx,
@@ -326,9 +327,9 @@ impl Pipeline {
                 "the audit log cannot be written".into(),
             ));
         }
-        let arguments = Value::Object(call.arguments.clone().unwrap_or_default());
+        let arguments = &call.arguments;
         if self.audit.is_on() {
-            trace.arguments = audit::record::arguments(self.audit.record_arguments(), &arguments);
+            trace.arguments = audit::record::arguments(self.audit.record_arguments(), arguments);
         }
         // 1. authenticate: done at the edge; `ctx.caller` is who is calling.
         let tool = self
@@ -363,7 +364,7 @@ impl Pipeline {
             })?;
         // 4. validate the arguments against the tool's JSON Schema.
         tool.input
-            .check(&arguments)
+            .check(arguments)
             .map_err(|problems| CallError::InvalidArguments {
                 tool: call.tool.clone(),
                 problems,
@@ -384,7 +385,7 @@ impl Pipeline {
             })?;
         // 6. invoke in a fresh, capability-scoped instance, within the plugin's limits.
         let answer = self
-            .invoke(ctx, &tool, &call.tool, &arguments, admitted, trace)
+            .invoke(ctx, &tool, &call.tool, arguments, admitted, trace)
             .await?;
         // 7. check the answer against the plugin's output cap and the output schema.
         Ok(output::check(&tool, answer)?)
