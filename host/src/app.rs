@@ -113,7 +113,7 @@ impl App {
         for plugin in registry.plugins() {
             let mut record = Record::now("plugin_loaded");
             record.plugin = Some(plugin.name.to_string());
-            record.plugin_sha256 = Some(hex::encode(plugin.sha256));
+            record.plugin_sha256 = Some(plugin.sha256_hex.clone());
             record.detail = Some(serde_json::json!({ "tools": registry.tools_of(&plugin.name) }));
             audit.enqueue(record);
         }

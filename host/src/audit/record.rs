@@ -106,7 +106,7 @@ impl Record {
         // the place noted on the way.
         let mut out = Vec::with_capacity(512);
         let place = write_object_noting(&fields, HASH, &mut out);
-        let hash = hex::encode(Sha256::digest(&out));
+        let hash = sha256_hex(&out);
         let mut line = Vec::with_capacity(out.len() + HASH.len() + hash.len() + 8);
         line.extend_from_slice(&out[..place.at]);
         if place.after_entry {
@@ -142,12 +142,21 @@ struct Place {
 pub fn digest(fields: &Map<String, Value>) -> String {
     let mut out = Vec::with_capacity(512);
     write_object(fields, &mut out);
-    hex::encode(Sha256::digest(&out))
+    sha256_hex(&out)
 }
 
 /// SHA-256 (hex) of the canonical form of `value`.
 pub fn digest_value(value: &Value) -> String {
-    hex::encode(Sha256::digest(canonical(value).as_bytes()))
+    sha256_hex(canonical(value).as_bytes())
+}
+
+/// SHA-256 of `bytes`, as 64 lowercase hex digits, encoded into a buffer in one pass
+/// (`hex::encode` collects its string a `char` at a time; three digests per call).
+fn sha256_hex(bytes: &[u8]) -> String {
+    let mut text = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(bytes), &mut text)
+        .expect("64 digits are room for a 32-byte digest");
+    String::from_utf8(text.to_vec()).expect("hex digits are ASCII")
 }
 
 /// JSON with object keys sorted at every level and no insignificant whitespace: the

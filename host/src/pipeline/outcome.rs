@@ -196,7 +196,7 @@ pub async fn record(
     let mut record = context_record("tool_call", ctx);
     record.tool = Some(tool);
     record.plugin = plugin.map(|p| p.name.to_string());
-    record.plugin_sha256 = plugin.map(|p| hex::encode(p.sha256));
+    record.plugin_sha256 = plugin.map(|p| p.sha256_hex.clone());
     record.outcome = Some(outcome.as_str().to_owned());
     record.reason = result.as_ref().err().map(ToString::to_string);
     record.duration_us = Some(duration.as_micros() as u64);

@@ -214,6 +214,8 @@ pub struct LoadedPlugin {
     pub name: PluginName,
     /// SHA-256 of the component file that was loaded.
     pub sha256: [u8; 32],
+    /// The same, in hex, as every call's audit record names it (encoded once, here).
+    pub sha256_hex: String,
     /// Its table in the config it was loaded from (a reload keeps the plugin as it is
     /// when neither this nor the file changed).
     pub config: PluginConfig,
@@ -420,6 +422,7 @@ impl PluginTools {
         let plugin = Arc::new(LoadedPlugin {
             name: name.clone(),
             sha256: component.sha256,
+            sha256_hex: hex::encode(component.sha256),
             config: config.clone(),
             prepared,
             metrics: crate::telemetry::PluginMetrics::new(name.as_str()),

@@ -253,7 +253,7 @@ impl Reloader {
                     .plugins()
                     .iter()
                     .find(|p| &p.name == plugin)
-                    .map(|p| hex::encode(p.sha256));
+                    .map(|p| p.sha256_hex.clone());
                 record.detail = Some(serde_json::json!({
                     "tools": tools,
                     "change": change.as_str(),
