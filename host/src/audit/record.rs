@@ -151,7 +151,7 @@ pub fn digest_value(value: &Value) -> String {
 }
 
 /// SHA-256 of `bytes`, as 64 lowercase hex digits, encoded into a buffer in one pass
-/// (`hex::encode` collects its string a `char` at a time; three digests per call).
+/// (`hex::encode` collects its string a `char` at a time).
 fn sha256_hex(bytes: &[u8]) -> String {
     let mut text = [0u8; 64];
     hex::encode_to_slice(Sha256::digest(bytes), &mut text)
