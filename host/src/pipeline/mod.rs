@@ -11,6 +11,8 @@ pub mod context;
 pub mod cooldown;
 pub mod outcome;
 pub mod output;
+#[cfg(test)]
+pub mod testing;
 
 use crate::audit::{self, Audit};
 use crate::domain::Scope;

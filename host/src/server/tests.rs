@@ -2,24 +2,12 @@
 //! sensitive headers, body limit, Host/Origin, the JSON-RPC peek, and rmcp behind them.
 
 use super::*;
+use crate::pipeline::testing::{plugin_pipeline, sandbox};
 use crate::registry::Registry;
-use crate::sandbox::Sandbox;
-use crate::sandbox::pool::PoolSize;
-use crate::secrets::sources::NoCredentials;
 use axum::body::Body;
 use axum::http::{Response, StatusCode};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use tower::ServiceExt;
-
-/// One sandbox for every test here: an engine and its pool are costly to make.
-fn sandbox() -> Arc<Sandbox> {
-    static SANDBOX: OnceLock<Arc<Sandbox>> = OnceLock::new();
-    SANDBOX
-        .get_or_init(|| {
-            Arc::new(Sandbox::new(Arc::new(NoCredentials), PoolSize::default()).unwrap())
-        })
-        .clone()
-}
 
 fn app() -> Router {
     let config = ServerConfig {
@@ -227,33 +215,6 @@ async fn credentials_in_headers_never_reach_the_log() {
     assert!(log.contains("\"authorization\": Sensitive"), "{log}");
     // ...but no credential.
     assert!(!log.contains("SECRET"), "{log}");
-}
-
-/// A pipeline with real plugins: echo, and the fixture offering `fixture` (any object)
-/// and `routed` (its `region` mirrored in an `Mcp-Param-Region` header).
-async fn plugin_pipeline() -> Arc<Pipeline> {
-    let tools = serde_json::json!([
-        {"name": "fixture", "input_schema": {"type": "object"}},
-        {"name": "routed", "input_schema": {"type": "object", "properties": {
-            "region": {"type": "string", "x-mcp-header": "Region"}
-        }}}
-    ])
-    .to_string();
-    let config = format!(
-        "[echo]\npath = {:?}\n[fixture]\npath = {:?}\nenv = {{ FIXTURE_TOOLS = {:?} }}\n",
-        test_artifacts::plugin("echo"),
-        test_artifacts::plugin("fixture"),
-        tools,
-    );
-    let plugins: std::collections::BTreeMap<_, crate::registry::PluginConfig> =
-        toml::from_str(&config).unwrap();
-    let registry = Registry::load(&plugins, &sandbox()).await.unwrap();
-    Arc::new(Pipeline::new(
-        registry,
-        sandbox(),
-        Arc::new(crate::ratelimit::ToolLimiter::unlimited()),
-        Arc::new(crate::audit::Audit::off()),
-    ))
 }
 
 /// A stateless 2026-07-28 `tools/call` as a client sends it, its headers derived
