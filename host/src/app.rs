@@ -273,12 +273,10 @@ impl App {
     /// Serves MCP over stdin and stdout until stdin closes (or Ctrl-C / SIGTERM).
     /// Nothing but MCP messages is written to stdout; the log goes to stderr.
     pub async fn serve_stdio(mut self) -> Result<(), AppError> {
-        use rmcp::ServiceExt;
         let shutdown = CancellationToken::new();
         self.start_reloading(shutdown.clone());
         let handler = McpHandler::new(self.pipeline.clone());
-        let service = handler
-            .serve(crate::mcp::stdio::streams())
+        let session = crate::mcp::stdio::Session::start(handler)
             .await
             .map_err(|e| AppError::Serve(e.to_string()))?;
         tracing::info!("serving MCP on stdio");
@@ -286,13 +284,7 @@ impl App {
         started.transport = Some("stdio".into());
         self.audit.enqueue(started);
         tokio::spawn(cancel_on_signal(shutdown.clone()));
-        let cancel = service.cancellation_token();
-        tokio::select! {
-            ended = service.waiting() => {
-                ended.map_err(|e| AppError::Serve(e.to_string()))?;
-            }
-            () = shutdown.cancelled() => cancel.cancel(),
-        }
+        session.run(shutdown).await;
         self.audit.enqueue(Record::now("stop"));
         self.audit.close().await;
         tracing::info!("stopped");

@@ -2,9 +2,10 @@
 //! plugins' tools, the same over Streamable HTTP and stdio. Each request's
 //! [`CallContext`](crate::pipeline::context::CallContext) is built from what rmcp hands
 //! over ([`context`]); `tools/call` goes to the [`Pipeline`] and its answer comes back
-//! through [`result`]. Over stdio, [`stdio`] provides the byte streams. Over HTTP,
-//! [`direct`] answers the common request (a stateless `tools/call`) without building
-//! an rmcp service for it. [`changes`] tells connected clients when a reload changes
+//! through [`result`]. Over stdio, [`stdio`] runs the session: rmcp serves it, and
+//! `tools/call` is handed to the handler as it arrives, past rmcp's serve loop. Over
+//! HTTP, [`direct`] answers the common request (a stateless `tools/call`) without
+//! building an rmcp service for it. [`changes`] tells connected clients when a reload changes
 //! the tools. [`client`] is how a plugin reaches the client whose request it serves;
 //! [`input`] asks a 2026-07-28 client for sampling and elicitation answers.
 

@@ -1,4 +1,4 @@
-//! The stdio transport's byte streams. When stdin and stdout are pipes (as when an MCP
+//! The byte streams of stdin and stdout. When stdin and stdout are pipes (as when an MCP
 //! client starts the host), they are read and written by the async reactor directly;
 //! tokio's own stdin and stdout hand every read and write to a blocking thread, a
 //! thread hop per message. Anything else (a file, a terminal) uses those.
