@@ -21,6 +21,11 @@
 //!
 //! Without `--bench` (as under `cargo test --benches`) every scenario runs a few calls
 //! with a built-in client and checks the answers: a smoke test, not a measurement.
+//!
+//! Arguments after `--` choose sections (`http`, `stdio`, `growth`, `replicas`,
+//! `startup`; all when none is named): `cargo bench --bench report -- stdio`.
+//! `MCP_BENCH_HOST` names another host executable for the stdio rows to measure (an
+//! A/B comparison of two builds) in place of the one this bench was built with.
 
 #[path = "../../../tests/e2e/common/mod.rs"]
 mod common;
@@ -64,19 +69,66 @@ fn main() {
         _ => {}
     }
     let measuring = std::env::args().any(|a| a == "--bench");
+    let sections = Sections::from_args(std::env::args().skip(1));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(report(measuring));
+    runtime.block_on(report(measuring, &sections));
 }
 
-async fn report(measuring: bool) {
+/// The sections of the report to run.
+struct Sections(Vec<String>);
+
+impl Sections {
+    const ALL: [&str; 5] = ["http", "stdio", "growth", "replicas", "startup"];
+
+    /// The sections named among `args` (all when none is); an unknown name stops the
+    /// bench with the list of known ones.
+    fn from_args(args: impl Iterator<Item = String>) -> Self {
+        let named: Vec<String> = args.filter(|a| !a.starts_with('-')).collect();
+        if let Some(unknown) = named.iter().find(|n| !Self::ALL.contains(&n.as_str())) {
+            eprintln!(
+                "unknown report section {unknown:?}; the sections are {}",
+                Self::ALL.join(", ")
+            );
+            std::process::exit(2);
+        }
+        Self(named)
+    }
+
+    fn runs(&self, section: &str) -> bool {
+        self.0.is_empty() || self.0.iter().any(|n| n == section)
+    }
+}
+
+async fn report(measuring: bool, sections: &Sections) {
     println!("{}", machine());
     if !measuring {
         println!("smoke run: a few calls per row, each answer checked; the figures mean nothing");
     }
+    if sections.runs("http") {
+        http(measuring).await;
+    }
+    if sections.runs("stdio") {
+        stdio_rows(measuring);
+    }
+    let oha =
+        (measuring && (sections.runs("growth") || sections.runs("replicas"))).then(oha::Oha::find);
+    if sections.runs("growth") {
+        growth::report(oha.as_ref()).await;
+    }
+    if sections.runs("replicas") {
+        replicas::report(oha.as_ref()).await;
+    }
+    if sections.runs("startup") {
+        startup_rows(measuring);
+    }
+}
+
+/// The HTTP rows: the ceiling, then the host with each `fsync` setting.
+async fn http(measuring: bool) {
     let oha = measuring.then(oha::Oha::find);
     let load = |url: String, token: Option<String>, clients: usize| {
         let oha = oha.clone();
@@ -143,11 +195,14 @@ async fn report(measuring: bool) {
             );
         }
     }
+}
 
+/// The stdio rows: the ceiling and the host, with 1 and 8 calls in flight.
+fn stdio_rows(measuring: bool) {
     println!("\nstdio, tools/call of echo (raw JSON-RPC client, {MEASURE_FOR:?} per row)");
     println!(
-        "{:<34} {:>8} {:>11} {:>9} {:>9} {:>10}",
-        "", "in flight", "calls/s", "p50 us", "p99 us", "vs ceiling"
+        "{:<34} {:>8} {:>11} {:>9} {:>9} {:>10} {:>9} {:>12}",
+        "", "in flight", "calls/s", "p50 us", "p99 us", "vs ceiling", "", "CPU us/call"
     );
     let config_dir = tempfile::tempdir().unwrap();
     let config = config_dir.path().join("host.toml");
@@ -167,27 +222,35 @@ async fn report(measuring: bool) {
         stdio::Budget::count(20)
     };
     for in_flight in IN_FLIGHT {
-        let ceiling = stdio::drive(stdio::ceiling_command(), in_flight, budget);
-        let host = stdio::drive(stdio::host_command(&config), in_flight, budget);
-        print_row(
-            "bare stdio JSON-RPC echo (ceiling)",
-            in_flight,
-            &ceiling,
-            None,
-            None,
+        let (ceiling, ceiling_cpu) = stdio::drive(stdio::ceiling_command(), in_flight, budget);
+        let (host, host_cpu) = stdio::drive(stdio::host_command(&config), in_flight, budget);
+        println!(
+            "{} {:>12}",
+            row(
+                "bare stdio JSON-RPC echo (ceiling)",
+                in_flight,
+                &ceiling,
+                None,
+                None
+            ),
+            cpu_column(ceiling_cpu)
         );
-        print_row(
-            "this host, serve --stdio",
-            in_flight,
-            &host,
-            Some(&ceiling),
-            None,
+        println!(
+            "{} {:>12}",
+            row(
+                "this host, serve --stdio",
+                in_flight,
+                &host,
+                Some(&ceiling),
+                None
+            ),
+            cpu_column(host_cpu)
         );
     }
+}
 
-    growth::report(oha.as_ref()).await;
-    replicas::report(oha.as_ref()).await;
-
+/// The start-up rows: 10 plugins, cold and warm.
+fn startup_rows(measuring: bool) {
     let plugins = if measuring { STARTUP_PLUGINS } else { 2 };
     let startup = startup::measure(plugins);
     println!(

@@ -34,9 +34,11 @@ impl Budget {
     }
 }
 
-/// The host over stdio with `config`.
+/// The host over stdio with `config` (the executable `MCP_BENCH_HOST` names, if set).
 pub fn host_command(config: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-wasm-host"));
+    let host = std::env::var_os("MCP_BENCH_HOST")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_mcp-wasm-host").into());
+    let mut command = Command::new(host);
     command
         .args(["serve", "--stdio", "--config"])
         .arg(config)
@@ -58,8 +60,10 @@ fn call(id: u64) -> String {
     )
 }
 
-/// Runs `command`, initializes, and keeps `in_flight` calls going within `budget`.
-pub fn drive(mut command: Command, in_flight: usize, budget: Budget) -> Figures {
+/// Runs `command`, initializes, and keeps `in_flight` calls going within `budget`;
+/// returns the figures and the CPU time the server spent per call (after the
+/// handshake), in microseconds, when `/proc` tells.
+pub fn drive(mut command: Command, in_flight: usize, budget: Budget) -> (Figures, Option<f64>) {
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -106,6 +110,7 @@ pub fn drive(mut command: Command, in_flight: usize, budget: Budget) -> Figures 
             }
         }
     });
+    let cpu_start = super::cpu_seconds(child.id());
     let started = Instant::now();
     let mut sent_at = HashMap::new();
     let mut latencies = Vec::new();
@@ -130,8 +135,12 @@ pub fn drive(mut command: Command, in_flight: usize, budget: Budget) -> Figures 
         }
     }
     let elapsed = started.elapsed();
+    let cpu_us = cpu_start
+        .zip(super::cpu_seconds(child.id()))
+        .filter(|_| !latencies.is_empty())
+        .map(|(start, end)| (end - start) * 1e6 / latencies.len() as f64);
     drop(stdin);
     let _ = child.wait();
     let _ = reader.join();
-    Figures::from_latencies(latencies, elapsed)
+    (Figures::from_latencies(latencies, elapsed), cpu_us)
 }
