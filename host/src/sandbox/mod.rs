@@ -54,6 +54,11 @@ const MAX_WASM_STACK: usize = 1024 * 1024;
 /// elsewhere the whole region is (a 2 MiB memset per call).
 const KEEP_RESIDENT_BYTES: usize = 2048 * 1024;
 
+/// How long the epoch ticker goes on ticking with no call running before it sleeps.
+const TICKER_IDLE_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
+/// How often a sleeping ticker wakes to see whether its engine is gone.
+const TICKER_IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Errors from the runtime itself, as opposed to errors a plugin returns.
 #[derive(Debug, Error)]
 pub enum SandboxError {
@@ -180,8 +185,9 @@ impl Sandbox {
             .epoch_interruption(true)
             .max_wasm_stack(MAX_WASM_STACK);
         let engine = Engine::new(&config).map_err(engine_err)?;
+        let load = Arc::<limits::fairness::Load>::default();
         // Without the ticker no call could time out on CPU: refuse to run at all.
-        start_epoch_ticker(&engine)
+        start_epoch_ticker(&engine, load.clone())
             .map_err(|e| SandboxError::Engine(format!("cannot start the epoch thread: {e}")))?;
 
         let mut linker = Linker::new(&engine);
@@ -194,7 +200,7 @@ impl Sandbox {
         contract::add_to_linker(&mut linker).map_err(engine_err)?;
         Ok(Self {
             engine,
-            load: Arc::default(),
+            load,
             linker,
             credentials,
             artifacts: None,
@@ -396,16 +402,27 @@ fn compile_or_load(
 }
 
 /// Advances the engine's epoch every [`limits::EPOCH_TICK`] on a thread of its own,
-/// until the engine is dropped.
-fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
+/// until the engine is dropped. Once no call has run for [`TICKER_IDLE_AFTER`], it
+/// sleeps until one starts (checking every [`TICKER_IDLE_CHECK`] that the engine is
+/// still there): an idle host does not wake a thousand times a second.
+fn start_epoch_ticker(engine: &Engine, load: Arc<limits::fairness::Load>) -> std::io::Result<()> {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("wasm-epoch".into())
         .spawn(move || {
+            let mut idle_since = None;
             while let Some(engine) = weak.upgrade() {
                 engine.increment_epoch();
                 drop(engine);
                 std::thread::sleep(limits::EPOCH_TICK);
+                if load.running() > 0 {
+                    idle_since = None;
+                    continue;
+                }
+                let since = *idle_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= TICKER_IDLE_AFTER {
+                    load.sleep_while_idle(TICKER_IDLE_CHECK);
+                }
             }
         })
         .map(drop)

@@ -7,9 +7,12 @@
 //! "Other calls keep arriving" is judged by the start time of the newest call: the
 //! time honest calls spend in the pipeline is microseconds, far too short for a count
 //! of calls in flight to see them.
+//!
+//! The [`Load`] also counts the calls running, for the epoch ticker
+//! ([`super::ticker`]), which sleeps while there are none and is woken by the next.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Run time after which a call counts as long.
@@ -20,12 +23,17 @@ pub const BACKOFF: Duration = Duration::from_millis(4);
 /// A call started this recently means there is other traffic to make room for.
 const RECENT: Duration = Duration::from_millis(50);
 
-/// When the newest tool call started.
+/// When the newest tool call started, and how many are running.
 #[derive(Debug)]
 pub struct Load {
     origin: Instant,
     /// Nanoseconds after `origin` at which the newest call started.
     newest_start: AtomicU64,
+    /// Calls (instances) alive now.
+    running: AtomicUsize,
+    /// The epoch ticker's thread, and whether it sleeps (the next call wakes it).
+    ticker: OnceLock<std::thread::Thread>,
+    ticker_asleep: AtomicBool,
 }
 
 impl Default for Load {
@@ -33,6 +41,9 @@ impl Default for Load {
         Self {
             origin: Instant::now(),
             newest_start: AtomicU64::new(0),
+            running: AtomicUsize::new(0),
+            ticker: OnceLock::new(),
+            ticker_asleep: AtomicBool::new(false),
         }
     }
 }
@@ -50,18 +61,50 @@ impl Load {
     fn ticket_at(self: &Arc<Self>, started: Instant) -> Ticket {
         self.newest_start
             .fetch_max(self.nanos(started), Ordering::Relaxed);
+        // Sequentially consistent with the ticker's own steps (see `sleep_while_idle`):
+        // either it sees this call running, or this call sees it asleep and wakes it.
+        self.running.fetch_add(1, Ordering::SeqCst);
+        if self.ticker_asleep.load(Ordering::SeqCst)
+            && let Some(ticker) = self.ticker.get()
+        {
+            ticker.unpark();
+        }
         Ticket {
             load: self.clone(),
             started,
         }
     }
+
+    /// Calls running now.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// On the ticker's thread: sleeps until a call starts (or `at_most` passes) if none
+    /// is running. Returns whether it slept.
+    pub fn sleep_while_idle(&self, at_most: Duration) -> bool {
+        let _ = self.ticker.set(std::thread::current());
+        self.ticker_asleep.store(true, Ordering::SeqCst);
+        let idle = self.running() == 0;
+        if idle {
+            std::thread::park_timeout(at_most);
+        }
+        self.ticker_asleep.store(false, Ordering::SeqCst);
+        idle
+    }
 }
 
-/// One call's view of the [`Load`].
+/// One call's view of the [`Load`]; the call counts as running until it is dropped.
 #[derive(Debug)]
 pub struct Ticket {
     load: Arc<Load>,
     started: Instant,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.load.running.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Ticket {
@@ -99,6 +142,41 @@ mod tests {
         assert_eq!(long.on_tick_at(running + RECENT / 2), Some(BACKOFF));
         // ...until the newest arrival is old news.
         assert_eq!(long.on_tick_at(running + RECENT), None);
+    }
+
+    #[test]
+    fn tickets_count_the_calls_running() {
+        let load = Arc::new(Load::default());
+        let first = load.ticket();
+        let second = load.ticket();
+        assert_eq!(load.running(), 2);
+        drop(first);
+        assert_eq!(load.running(), 1);
+        // Not idle: the ticker does not sleep.
+        assert!(!load.sleep_while_idle(Duration::from_secs(60)));
+        drop(second);
+        assert_eq!(load.running(), 0);
+    }
+
+    /// A sleeping ticker is woken by the next call, long before its timeout (were it
+    /// not, the thread would sleep the whole minute).
+    #[test]
+    fn the_next_call_wakes_the_idle_ticker() {
+        let load = Arc::new(Load::default());
+        let ticker = {
+            let load = load.clone();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                load.sleep_while_idle(Duration::from_secs(60));
+                started.elapsed()
+            })
+        };
+        while !load.ticker_asleep.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        let _call = load.ticket();
+        let slept = ticker.join().unwrap();
+        assert!(slept < Duration::from_secs(30), "slept {slept:?}");
     }
 
     #[test]
