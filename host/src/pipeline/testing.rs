@@ -21,8 +21,8 @@ pub fn sandbox() -> Arc<Sandbox> {
 }
 
 /// A pipeline with real plugins: echo, and the fixture offering `fixture` (any object)
-/// and `routed` (its `region` mirrored in an `Mcp-Param-Region` header); no limits, no
-/// audit log.
+/// and `routed` (its `region` mirrored in an `Mcp-Param-Region` header), granted
+/// sampling and elicitation; no limits, no audit log.
 pub async fn plugin_pipeline() -> Arc<Pipeline> {
     let tools = serde_json::json!([
         {"name": "fixture", "input_schema": {"type": "object"}},
@@ -32,7 +32,8 @@ pub async fn plugin_pipeline() -> Arc<Pipeline> {
     ])
     .to_string();
     let config = format!(
-        "[echo]\npath = {:?}\n[fixture]\npath = {:?}\nenv = {{ FIXTURE_TOOLS = {:?} }}\n",
+        "[echo]\npath = {:?}\n[fixture]\npath = {:?}\nenv = {{ FIXTURE_TOOLS = {:?} }}\n\
+         client_features = [\"sampling\", \"elicitation\"]\n",
         test_artifacts::plugin("echo"),
         test_artifacts::plugin("fixture"),
         tools,

@@ -1,7 +1,8 @@
 //! A stdio session over in-memory pipes, against rmcp serving the same handler alone:
 //! the same lines in, the same answers out. The direct path takes the calls it should,
-//! a plugin's notifications come before the answer to its call, a cancelled call gets
-//! no answer, and a call still running when stdin closes is answered.
+//! a plugin's notifications come before the answer to its call, a plugin can ask the
+//! client (sampling), a cancelled call gets no answer, and a call still running when
+//! stdin closes is answered.
 
 use super::Session;
 use crate::mcp::McpHandler;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"differential","version":"1"}}}"#;
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"sampling":{}},"clientInfo":{"name":"differential","version":"1"}}}"#;
 const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
 fn call(id: Value, name: &str, arguments: Option<Value>, meta: Option<Value>) -> String {
@@ -64,6 +65,7 @@ fn lines() -> (Vec<String>, u64) {
         call(json!(10), "fixture", Some(json!({"sleep_ms": 5000})), None),
         json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 10, "reason": "changed my mind"}}).to_string(),
         call(json!(11), "fixture", Some(json!({"sleep_ms": 300, "text": "late"})), None),
+        call(json!(12), "fixture", Some(json!({"sample": "hi"})), None),
     ];
     let count = taken.len() as u64 - 1; // every line but the cancellation
     let passed = vec![
@@ -157,13 +159,20 @@ async fn session(direct: bool, answers: usize) -> (Vec<Value>, u64) {
     text.push('\n');
     client_out.write_all(text.as_bytes()).await.unwrap();
     let mut out = Vec::new();
-    while out
-        .iter()
-        .filter(|m: &&Value| m.get("id").is_some())
-        .count()
-        < answers
-    {
-        out.push(next(&mut client_in).await.expect("more answers"));
+    while out.iter().filter(|m| is_answer(m)).count() < answers {
+        let message = next(&mut client_in).await.expect("more answers");
+        if message["method"] == "sampling/createMessage" {
+            let answer = json!({"jsonrpc": "2.0", "id": message["id"], "result": {
+                "role": "assistant",
+                "content": {"type": "text", "text": "an answer"},
+                "model": "test-model",
+            }});
+            client_out
+                .write_all(format!("{answer}\n").as_bytes())
+                .await
+                .unwrap();
+        }
+        out.push(message);
     }
     drop(client_out);
     while let Some(message) = next(&mut client_in).await {
@@ -172,11 +181,17 @@ async fn session(direct: bool, answers: usize) -> (Vec<Value>, u64) {
     (out, server.await.unwrap())
 }
 
+/// Whether `message` answers a request of the client (rather than being a request or a
+/// notification of the server's).
+fn is_answer(message: &Value) -> bool {
+    message.get("id").is_some() && message.get("method").is_none()
+}
+
 /// The answers by id (an id answered twice keeps both, in order).
 fn answers(out: &[Value]) -> Vec<(String, Value)> {
     let mut answers: Vec<(String, Value)> = out
         .iter()
-        .filter(|m| m.get("id").is_some())
+        .filter(|m| is_answer(m))
         .map(|m| (m["id"].to_string(), m.clone()))
         .collect();
     answers.sort_by(|a, b| a.0.cmp(&b.0));
@@ -197,7 +212,7 @@ fn notifications(out: &[Value]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_direct_path_answers_as_rmcp_does() {
     // Every id but the cancelled call's and the one that says JSON-RPC 1.0.
-    const ANSWERS: usize = 17;
+    const ANSWERS: usize = 18;
     let (expected, _) = session(false, ANSWERS).await;
     let (got, taken) = session(true, ANSWERS).await;
     let (_, should_take) = lines();
@@ -215,6 +230,13 @@ async fn the_direct_path_answers_as_rmcp_does() {
     };
     assert_eq!(text_of("1"), [&json!("hi")]);
     assert_eq!(text_of("11"), [&json!("late")]);
+    // The plugin asked the client through rmcp's peer; the answer came back through it.
+    assert_eq!(text_of("12"), [&json!("sampled by test-model: an answer")]);
+    let asked: Vec<&Value> = got
+        .iter()
+        .filter(|m| m["method"] == "sampling/createMessage")
+        .collect();
+    assert_eq!(asked.len(), 1, "{got:?}");
     assert!(text_of("10").is_empty(), "the cancelled call was answered");
     assert!(
         by_id
