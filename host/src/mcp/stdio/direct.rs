@@ -165,8 +165,7 @@ impl Direct {
         });
         if let Ok(mut line) = line {
             line.push(b'\n');
-            // The writer only stops when the session ends; then no one is listening.
-            let _ = self.lines.send(line).await;
+            self.lines.send(line).await;
         }
     }
 
