@@ -15,6 +15,8 @@ pub const MAX_LINE: usize = rmcp::transport::async_rw::DEFAULT_MAX_LINE_LENGTH;
 
 /// Bytes read from stdin at a time.
 const READ_BUFFER: usize = 64 * 1024;
+/// The largest line buffer kept for the next line.
+const KEEP_LINE_BUFFER: usize = 1024 * 1024;
 
 /// What reading stopped at.
 enum Next {
@@ -41,6 +43,10 @@ pub async fn route(
     let mut calls = JoinSet::new();
     loop {
         line.clear();
+        // A long line's buffer is not kept for the short ones after it.
+        if line.capacity() > KEEP_LINE_BUFFER {
+            line = Vec::new();
+        }
         let next = tokio::select! {
             biased;
             () = stop.cancelled() => break,
