@@ -2,10 +2,12 @@
 //! is handed to the handler here just as rmcp's serve loop hands it (the same request,
 //! the same context, rmcp's own request handling), without the loop's parse of every
 //! message into rmcp's nested enums, its channels and its hops between tasks, which
-//! cost more than the plugin's sandbox. A call naming its own protocol version in
-//! `_meta`, and every other message, goes to rmcp. The client's cancellation of a call
-//! taken here cancels it, and its answer is not sent, as with rmcp. A test sends the
-//! same lines both ways and compares the answers.
+//! cost more than the plugin's sandbox. rmcp's request handling also checks a call
+//! that names its own protocol version in `_meta` (2026-07-28); what the serve loop
+//! adds for one (refusing requests to the client from it) the host's client refuses
+//! too ([`crate::mcp::client`]). Every other message goes to rmcp. The client's
+//! cancellation of a call taken here cancels it, and its answer is not sent, as with
+//! rmcp. A test sends the same lines both ways and compares the answers.
 
 use super::output::Lines;
 use crate::mcp::McpHandler;
@@ -22,10 +24,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-
-/// The `_meta` key of a request that names its own protocol version (rmcp checks such
-/// a request against the session before handling it).
-const VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 
 /// The direct path of one stdio session.
 pub struct Direct {
@@ -108,13 +106,7 @@ impl Direct {
         let Ok(call) = serde_json::from_slice::<CallLine>(line) else {
             return false;
         };
-        if call.method != "tools/call"
-            || call
-                .params
-                .meta
-                .as_ref()
-                .is_some_and(|meta| meta.contains_key(VERSION_KEY))
-        {
+        if call.method != "tools/call" {
             return false;
         }
         let cancelled = self.ending.child_token();

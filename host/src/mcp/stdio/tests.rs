@@ -66,15 +66,37 @@ fn lines() -> (Vec<String>, u64) {
         json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 10, "reason": "changed my mind"}}).to_string(),
         call(json!(11), "fixture", Some(json!({"sleep_ms": 300, "text": "late"})), None),
         call(json!(12), "fixture", Some(json!({"sample": "hi"})), None),
-    ];
-    let count = taken.len() as u64 - 1; // every line but the cancellation
-    let passed = vec![
         call(
-            json!(20),
+            json!(13),
             "echo",
             Some(json!({"message": "v"})),
             Some(json!({"io.modelcontextprotocol/protocolVersion": "2025-11-25"})),
         ),
+        call(
+            json!(14),
+            "fixture",
+            Some(json!({"sample": "hi", "log": "modern"})),
+            Some(json!({
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {"sampling": {}},
+                "io.modelcontextprotocol/clientInfo": {"name": "differential", "version": "1"},
+            })),
+        ),
+        call(
+            json!(15),
+            "echo",
+            Some(json!({"message": "old"})),
+            Some(json!({"io.modelcontextprotocol/protocolVersion": "1999-01-01"})),
+        ),
+        call(
+            json!(16),
+            "echo",
+            Some(json!({"message": "partial"})),
+            Some(json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28"})),
+        ),
+    ];
+    let count = taken.len() as u64 - 1; // every line but the cancellation
+    let passed = vec![
         r#"{"jsonrpc":"2.0","id":21,"method":"tools/list"}"#.to_owned(),
         r#"{"jsonrpc":"2.0","id":22,"method":"tools/call","params":{"name":"echo","arguments":{"message":"e"}},"extra":1}"#.to_owned(),
         r#"{"jsonrpc":"2.0","id":23,"method":"tools/call","params":{"arguments":{}}}"#.to_owned(),
@@ -212,7 +234,7 @@ fn notifications(out: &[Value]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_direct_path_answers_as_rmcp_does() {
     // Every id but the cancelled call's and the one that says JSON-RPC 1.0.
-    const ANSWERS: usize = 18;
+    const ANSWERS: usize = 21;
     let (expected, _) = session(false, ANSWERS).await;
     let (got, taken) = session(true, ANSWERS).await;
     let (_, should_take) = lines();
@@ -232,6 +254,14 @@ async fn the_direct_path_answers_as_rmcp_does() {
     assert_eq!(text_of("11"), [&json!("late")]);
     // The plugin asked the client through rmcp's peer; the answer came back through it.
     assert_eq!(text_of("12"), [&json!("sampled by test-model: an answer")]);
+    // A 2026-07-28 call is checked by rmcp's own request handling on this path too.
+    let answer = |id: i64| got.iter().find(|m| m["id"] == id).unwrap();
+    assert!(answer(14)["result"]["inputRequests"].is_object(), "{got:?}");
+    assert_eq!(
+        answer(15)["error"]["message"],
+        "Unsupported protocol version"
+    );
+    assert_eq!(answer(16)["error"]["code"], -32602);
     let asked: Vec<&Value> = got
         .iter()
         .filter(|m| m["method"] == "sampling/createMessage")
