@@ -8,8 +8,9 @@
 //! time honest calls spend in the pipeline is microseconds, far too short for a count
 //! of calls in flight to see them.
 //!
-//! The [`Load`] also counts the calls running, for the epoch ticker
-//! ([`super::ticker`]), which sleeps while there are none and is woken by the next.
+//! The [`Load`] also counts the calls running, for the epoch ticker (the `wasm-epoch`
+//! thread the sandbox starts), which sleeps while there are none and is woken by the
+//! next.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
