@@ -6,7 +6,8 @@
 //! The report runs it as a process of its own: its own executable with
 //! `MCP_BENCH_ROLE=ceiling-http` (axum on 127.0.0.1, port from the OS, printed as
 //! `listening on http://ADDR/mcp`; POST `/mcp`, JSON answers, TCP_NODELAY) or
-//! `ceiling-stdio` (newline-delimited JSON-RPC on stdin and stdout).
+//! `ceiling-stdio` (newline-delimited JSON-RPC on stdin and stdout). The floor
+//! ([`super::floor`]) serves the same way, with a sandboxed echo behind each call.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -15,10 +16,19 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::serve::ListenerExt;
 use serde_json::{Value, json};
+use std::future::Future;
 use std::io::{BufRead, Write};
 
+/// What a `tools/call` of echo answers.
+pub enum Echo<'a> {
+    /// The call's `message` argument (the ceiling).
+    Argument,
+    /// This text (the plugin's answer, in the floor).
+    Text(&'a str),
+}
+
 /// The answer to one JSON-RPC message, if it is a request.
-fn answer(request: &Value) -> Option<Value> {
+pub fn answer(request: &Value, echo: Echo) -> Option<Value> {
     let id = request.get("id")?.clone();
     let result = match request["method"].as_str() {
         Some("initialize") => json!({
@@ -31,9 +41,12 @@ fn answer(request: &Value) -> Option<Value> {
             "inputSchema": {"type": "object", "properties": {"message": {"type": "string"}}},
         }]}),
         Some("tools/call") => {
-            let message = request["params"]["arguments"]["message"]
-                .as_str()
-                .unwrap_or_default();
+            let message = match echo {
+                Echo::Argument => request["params"]["arguments"]["message"]
+                    .as_str()
+                    .unwrap_or_default(),
+                Echo::Text(text) => text,
+            };
             json!({"content": [{"type": "text", "text": message}], "isError": false})
         }
         _ => {
@@ -48,34 +61,44 @@ fn answer(request: &Value) -> Option<Value> {
 
 /// Serves HTTP until killed.
 pub fn http() -> std::io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        println!("listening on http://{}/mcp", listener.local_addr()?);
-        std::io::stdout().flush()?;
-        let app = Router::new().route(
-            "/mcp",
-            post(|body: Bytes| async move {
-                let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-                    return axum::http::StatusCode::BAD_REQUEST.into_response();
-                };
-                match answer(&request) {
-                    Some(response) => (
-                        [(header::CONTENT_TYPE, "application/json")],
-                        serde_json::to_vec(&response).expect("a value serializes"),
-                    )
-                        .into_response(),
-                    None => axum::http::StatusCode::ACCEPTED.into_response(),
-                }
-            }),
-        );
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, app).await
-    })
+        .build()?
+        .block_on(serve_http(|request| async move {
+            answer(&request, Echo::Argument)
+        }))
+}
+
+/// Serves `POST /mcp` on 127.0.0.1 (a port from the OS, printed), answering each
+/// JSON-RPC message with `answer`'s value (202 when it has none), until killed.
+pub async fn serve_http<F, Fut>(answer: F) -> std::io::Result<()>
+where
+    F: Fn(Value) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Option<Value>> + Send,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("listening on http://{}/mcp", listener.local_addr()?);
+    std::io::stdout().flush()?;
+    let app = Router::new().route(
+        "/mcp",
+        post(move |body: Bytes| async move {
+            let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+                return axum::http::StatusCode::BAD_REQUEST.into_response();
+            };
+            match answer(request).await {
+                Some(response) => (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    serde_json::to_vec(&response).expect("a value serializes"),
+                )
+                    .into_response(),
+                None => axum::http::StatusCode::ACCEPTED.into_response(),
+            }
+        }),
+    );
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app).await
 }
 
 /// Serves stdin until it closes.
@@ -87,7 +110,7 @@ pub fn stdio() -> std::io::Result<()> {
         let Ok(request) = serde_json::from_str::<Value>(&line) else {
             continue;
         };
-        if let Some(response) = answer(&request) {
+        if let Some(response) = answer(&request, Echo::Argument) {
             serde_json::to_writer(&mut stdout, &response)?;
             stdout.write_all(b"\n")?;
             stdout.flush()?;
@@ -96,17 +119,18 @@ pub fn stdio() -> std::io::Result<()> {
     Ok(())
 }
 
-/// The HTTP ceiling running as a process of its own, killed on drop.
+/// A bare HTTP server (the ceiling or the floor) running as a process of its own,
+/// killed on drop.
 pub struct Process {
     child: std::process::Child,
     addr: String,
 }
 
 impl Process {
-    /// Starts this executable in its HTTP ceiling role; waits until it listens.
-    pub fn start_http() -> Self {
+    /// Starts this executable in `role` (an HTTP server's); waits until it listens.
+    pub fn start_role(role: &str) -> Self {
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .env("MCP_BENCH_ROLE", "ceiling-http")
+            .env("MCP_BENCH_ROLE", role)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("the ceiling starts");

@@ -6,14 +6,17 @@
 //!   "interval"`, then `"always"`) answering stateless 2026-07-28 `tools/call`s of the
 //!   echo tool from 1, 16, 64 and 256 concurrent clients of `oha`, a well-known load
 //!   generator run as its own process; and the same clients against the ceiling, a
-//!   bare axum server doing the same JSON-RPC work ([`ceiling`]). Each row gives calls/s,
-//!   p50 and p99, the ratio to the ceiling, the host's RSS, and the CPU time the server
-//!   (host or ceiling) spent per call, which varies less between runs than the rates. The host's own metrics
+//!   bare axum server doing the same JSON-RPC work ([`ceiling`]), and the floor, the
+//!   ceiling plus a fresh sandboxed echo instance per call through the host's own
+//!   sandbox ([`floor`]): what no host of sandboxed tools can skip. Each row gives
+//!   calls/s, p50 and p99, the ratios to the ceiling and to the floor, the host's RSS,
+//!   and the CPU time the server spent per call, which varies less between runs than
+//!   the rates. The host's own metrics
 //!   must count every 200 as a successful call (a refused call answered 200 with
 //!   `isError` would otherwise pass for a fast one).
-//! - stdio: the host's `serve --stdio` and the bare stdio ceiling, driven by a raw
-//!   JSON-RPC client ([`stdio`]) with 1 and 8 requests in flight (audit log with
-//!   `fsync = "interval"`).
+//! - stdio: the host's `serve --stdio`, the bare stdio ceiling and the stdio floor,
+//!   driven by a raw JSON-RPC client ([`stdio`]) with 1 and 8 requests in flight
+//!   (audit log with `fsync = "interval"`).
 //! - replicas: one replica with in-memory budgets, with budgets in Redis, and two
 //!   replicas sharing that Redis ([`replicas`]).
 //! - start-up: from starting the host to `/healthz` answering with 10 plugins, with an
@@ -31,6 +34,7 @@
 mod common;
 
 mod ceiling;
+mod floor;
 mod growth;
 mod oha;
 mod replicas;
@@ -40,6 +44,11 @@ mod stdio;
 use common::oauth::{Login, OAuthClient, Pkce, setup_code};
 use common::{Host, plugin, toml_path};
 use std::time::Duration;
+
+/// The host's allocator, for the bare servers this executable also runs (the ceiling
+/// and the floor): they are measured against the host with the same malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// How long each measured HTTP or stdio scenario runs.
 const MEASURE_FOR: Duration = Duration::from_secs(5);
@@ -66,6 +75,8 @@ fn main() {
     match std::env::var("MCP_BENCH_ROLE").as_deref() {
         Ok("ceiling-http") => return ceiling::http().expect("the ceiling serves"),
         Ok("ceiling-stdio") => return ceiling::stdio().expect("the ceiling serves"),
+        Ok("floor-http") => return floor::http().expect("the floor serves"),
+        Ok("floor-stdio") => return floor::stdio().expect("the floor serves"),
         _ => {}
     }
     let measuring = std::env::args().any(|a| a == "--bench");
@@ -127,7 +138,7 @@ async fn report(measuring: bool, sections: &Sections) {
     }
 }
 
-/// The HTTP rows: the ceiling, then the host with each `fsync` setting.
+/// The HTTP rows: the ceiling, the floor, then the host with each `fsync` setting.
 async fn http(measuring: bool) {
     let oha = measuring.then(oha::Oha::find);
     let load = |url: String, token: Option<String>, clients: usize| {
@@ -139,71 +150,64 @@ async fn http(measuring: bool) {
             }
         }
     };
-
-    let ceiling = ceiling::Process::start_http();
-    let mut rows = Vec::new();
-    for clients in CLIENTS {
-        let cpu = Cpu::of(ceiling.pid());
-        let figures = load(ceiling.url(), None, clients).await;
-        let cpu_us = cpu.per_call(figures.ok);
-        rows.push((clients, figures, cpu_us));
+    // The bare servers' rows, each server on its own: a row per number of clients.
+    let mut bare = Vec::new();
+    for role in ["ceiling-http", "floor-http"] {
+        let server = ceiling::Process::start_role(role);
+        let mut rows = Vec::new();
+        for clients in CLIENTS {
+            let cpu = Cpu::of(server.pid());
+            let figures = load(server.url(), None, clients).await;
+            let cpu_us = cpu.per_call(figures.ok);
+            rows.push((figures, cpu_us));
+        }
+        bare.push(rows);
     }
-    drop(ceiling);
+    let (ceilings, floors) = (&bare[0], &bare[1]);
     println!("\nHTTP, stateless tools/call of echo, full pipeline (oha, {MEASURE_FOR:?} per row)");
-    println!(
-        "{:<34} {:>8} {:>11} {:>9} {:>9} {:>10} {:>9} {:>12}",
-        "", "clients", "calls/s", "p50 us", "p99 us", "vs ceiling", "RSS MiB", "CPU us/call"
-    );
-    for (clients, figures, cpu_us) in &rows {
-        println!(
-            "{} {:>12}",
-            row(
-                "bare axum JSON-RPC echo (ceiling)",
-                *clients,
-                figures,
-                None,
-                None
-            ),
-            cpu_column(*cpu_us)
-        );
+    print_measured_header("clients");
+    for (clients, ceiling) in CLIENTS.into_iter().zip(ceilings) {
+        print_measured(LABEL_HTTP_CEILING, clients, ceiling, None, None, None);
+    }
+    for ((clients, floor), ceiling) in CLIENTS.into_iter().zip(floors).zip(ceilings) {
+        print_measured(LABEL_FLOOR, clients, floor, Some(ceiling), None, None);
     }
     for fsync in ["interval", "always"] {
         let bench = FullHost::start(fsync).await;
-        for (clients, ceiling_figures, _) in &rows {
+        for ((clients, ceiling), floor) in CLIENTS.into_iter().zip(ceilings).zip(floors) {
             let before = bench.ok_calls().await;
             let cpu = Cpu::of(bench.host.pid());
-            let figures = load(bench.host.mcp_url(), Some(bench.token.clone()), *clients).await;
+            let figures = load(bench.host.mcp_url(), Some(bench.token.clone()), clients).await;
             let cpu_us = cpu.per_call(figures.ok);
             let counted = bench.ok_calls().await - before;
             // oha drops the calls still in flight at its deadline: the host may have
             // answered up to one per client more than oha counted, never fewer.
             assert!(
-                (figures.ok..=figures.ok + *clients as u64).contains(&counted),
+                (figures.ok..=figures.ok + clients as u64).contains(&counted),
                 "the host counted {counted} successful calls, the client {} answers 200",
                 figures.ok
             );
-            println!(
-                "{} {:>12}",
-                row(
-                    &format!("this host, audit fsync = {fsync}"),
-                    *clients,
-                    &figures,
-                    Some(ceiling_figures),
-                    rss_mib(bench.host.pid()),
-                ),
-                cpu_column(cpu_us)
+            print_measured(
+                &format!("this host, audit fsync = {fsync}"),
+                clients,
+                &(figures, cpu_us),
+                Some(ceiling),
+                Some(floor),
+                rss_mib(bench.host.pid()),
             );
         }
     }
 }
 
-/// The stdio rows: the ceiling and the host, with 1 and 8 calls in flight.
+/// The ceiling's label in the HTTP table.
+const LABEL_HTTP_CEILING: &str = "bare axum JSON-RPC echo (ceiling)";
+/// The floor's label in the HTTP and stdio tables.
+const LABEL_FLOOR: &str = "ceiling + fresh echo instance";
+
+/// The stdio rows: the ceiling, the floor and the host, with 1 and 8 calls in flight.
 fn stdio_rows(measuring: bool) {
     println!("\nstdio, tools/call of echo (raw JSON-RPC client, {MEASURE_FOR:?} per row)");
-    println!(
-        "{:<34} {:>8} {:>11} {:>9} {:>9} {:>10} {:>9} {:>12}",
-        "", "in flight", "calls/s", "p50 us", "p99 us", "vs ceiling", "", "CPU us/call"
-    );
+    print_measured_header("in flight");
     let config_dir = tempfile::tempdir().unwrap();
     let config = config_dir.path().join("host.toml");
     std::fs::write(
@@ -222,30 +226,14 @@ fn stdio_rows(measuring: bool) {
         stdio::Budget::count(20)
     };
     for in_flight in IN_FLIGHT {
-        let (ceiling, ceiling_cpu) = stdio::drive(stdio::ceiling_command(), in_flight, budget);
-        let (host, host_cpu) = stdio::drive(stdio::host_command(&config), in_flight, budget);
-        println!(
-            "{} {:>12}",
-            row(
-                "bare stdio JSON-RPC echo (ceiling)",
-                in_flight,
-                &ceiling,
-                None,
-                None
-            ),
-            cpu_column(ceiling_cpu)
-        );
-        println!(
-            "{} {:>12}",
-            row(
-                "this host, serve --stdio",
-                in_flight,
-                &host,
-                Some(&ceiling),
-                None
-            ),
-            cpu_column(host_cpu)
-        );
+        let ceiling = stdio::drive(stdio::bench_role("ceiling-stdio"), in_flight, budget);
+        let floor = stdio::drive(stdio::bench_role("floor-stdio"), in_flight, budget);
+        let host = stdio::drive(stdio::host_command(&config), in_flight, budget);
+        let label = "bare stdio JSON-RPC echo (ceiling)";
+        print_measured(label, in_flight, &ceiling, None, None, None);
+        print_measured(LABEL_FLOOR, in_flight, &floor, Some(&ceiling), None, None);
+        let label = "this host, serve --stdio";
+        print_measured(label, in_flight, &host, Some(&ceiling), Some(&floor), None);
     }
 }
 
@@ -269,33 +257,72 @@ fn startup_rows(measuring: bool) {
     );
 }
 
-/// One table row.
+/// One table row, its ratio to `first` and the RSS.
 fn print_row(
     label: &str,
     clients: usize,
     figures: &oha::Figures,
-    ceiling: Option<&oha::Figures>,
+    first: Option<&oha::Figures>,
     rss: Option<f64>,
 ) {
-    println!("{}", row(label, clients, figures, ceiling, rss));
+    let rss = rss.map_or(String::new(), |r| format!("{r:.0}"));
+    println!("{} {rss:>9}", row(label, clients, figures, first));
 }
 
-/// The text of one table row.
-fn row(
+/// One row of the HTTP and stdio tables: beside the figures, the ratios to the ceiling
+/// and the floor, the RSS and the CPU per call.
+fn print_measured(
     label: &str,
     clients: usize,
-    figures: &oha::Figures,
-    ceiling: Option<&oha::Figures>,
+    measured: &Measured,
+    ceiling: Option<&Measured>,
+    floor: Option<&Measured>,
     rss: Option<f64>,
-) -> String {
-    let ratio = ceiling.map_or(String::new(), |c| {
-        format!("{:.0}%", 100.0 * figures.calls_per_s / c.calls_per_s)
-    });
+) {
     let rss = rss.map_or(String::new(), |r| format!("{r:.0}"));
+    println!(
+        "{} {:>9} {rss:>9} {:>12}",
+        row(label, clients, &measured.0, ceiling.map(|c| &c.0)),
+        ratio(&measured.0, floor.map(|f| &f.0)),
+        cpu_column(measured.1)
+    );
+}
+
+/// The header of the HTTP and stdio tables.
+fn print_measured_header(clients: &str) {
+    println!(
+        "{:<34} {:>8} {:>11} {:>9} {:>9} {:>10} {:>9} {:>9} {:>12}",
+        "",
+        clients,
+        "calls/s",
+        "p50 us",
+        "p99 us",
+        "vs ceiling",
+        "vs floor",
+        "RSS MiB",
+        "CPU us/call"
+    );
+}
+
+/// A row's figures and the CPU its server spent per call, in microseconds.
+type Measured = (oha::Figures, Option<f64>);
+
+/// The text of a row's figures and their ratio to `base`.
+fn row(label: &str, clients: usize, figures: &oha::Figures, base: Option<&oha::Figures>) -> String {
     format!(
-        "{label:<34} {clients:>8} {:>11.0} {:>9.0} {:>9.0} {ratio:>10} {rss:>9}",
-        figures.calls_per_s, figures.p50_us, figures.p99_us
+        "{label:<34} {clients:>8} {:>11.0} {:>9.0} {:>9.0} {:>10}",
+        figures.calls_per_s,
+        figures.p50_us,
+        figures.p99_us,
+        ratio(figures, base)
     )
+}
+
+/// `figures`' calls/s as a percentage of `base`'s; blank without a base.
+fn ratio(figures: &oha::Figures, base: Option<&oha::Figures>) -> String {
+    base.map_or(String::new(), |b| {
+        format!("{:.0}%", 100.0 * figures.calls_per_s / b.calls_per_s)
+    })
 }
 
 /// A process's CPU time (user and system) at the start of a row: per call, the figure

@@ -47,10 +47,10 @@ pub fn host_command(config: &Path) -> Command {
     command
 }
 
-/// The bare stdio ceiling: this executable in its ceiling role.
-pub fn ceiling_command() -> Command {
+/// This executable in `role` (`ceiling-stdio` or `floor-stdio`).
+pub fn bench_role(role: &str) -> Command {
     let mut command = Command::new(std::env::current_exe().expect("the bench's own path"));
-    command.env("MCP_BENCH_ROLE", "ceiling-stdio");
+    command.env("MCP_BENCH_ROLE", role);
     command
 }
 
