@@ -17,7 +17,7 @@
 //! 6. load shedding: past `max_concurrent_requests` requests in flight, a request is
 //!    answered 503 with `Retry-After` at once rather than queued without bound;
 //! 7. request timeout: a POST that takes longer than `request_timeout` (by default
-//!    the longest plugin timeout plus 30 s) is answered 503;
+//!    the longest plugin timeout plus 30 s) is answered 503 ([`time_limit`]);
 //! 8. body limit: a body is cut off past [`MAX_REQUEST_BODY_BYTES`], and the layer
 //!    that reads it answers 413 (on `/mcp`, the JSON-RPC peek). The body is read up to
 //!    the limit even when its `Content-Length` is larger, so the client is still
@@ -57,6 +57,7 @@ pub mod oauth;
 pub mod origin;
 pub mod proxy;
 pub mod ready;
+pub mod time_limit;
 pub mod tls;
 
 use crate::auth::Auth;
@@ -65,11 +66,8 @@ use crate::mcp::McpHandler;
 use crate::pipeline::Pipeline;
 use crate::ratelimit::AddressLimits;
 use axum::Router;
-use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use origin::{AllowedOrigin, OriginPolicy};
@@ -83,6 +81,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower::limit::ConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
+use tower::util::MapRequestLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::map_request_body::MapRequestBodyLayer;
 use tower_http::request_id::PropagateRequestIdLayer;
@@ -360,10 +359,10 @@ pub fn router(
                 },
             ))
             .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
-            .layer(axum::middleware::from_fn_with_state(
-                Arc::new(proxy::TrustedProxies::new(&config.trusted_proxies)),
-                proxy::resolve_client,
-            ))
+            .layer(MapRequestLayer::new({
+                let proxies = Arc::new(proxy::TrustedProxies::new(&config.trusted_proxies));
+                move |request| proxy::resolve_client(&proxies, request)
+            }))
             .layer(SetSensitiveHeadersLayer::new([
                 header::AUTHORIZATION,
                 header::COOKIE,
@@ -411,10 +410,7 @@ pub fn router(
             ))
             .layer(LoadShedLayer::new())
             .layer(ConcurrencyLimitLayer::new(max_in_flight))
-            .layer(axum::middleware::from_fn_with_state(
-                request_timeout,
-                time_limit,
-            ))
+            .layer(time_limit::TimeLimitLayer::new(request_timeout))
             .layer(MapRequestBodyLayer::new(|body| {
                 axum::body::Body::new(http_body_util::Limited::new(body, MAX_REQUEST_BODY_BYTES))
             })),
@@ -448,28 +444,6 @@ fn overloaded(limit: usize) -> Response {
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
-}
-
-/// The request timeout: a POST still running after `limit` is answered 503 (streams
-/// opened with GET are long-lived by design and are not cut).
-async fn time_limit(State(limit): State<Duration>, request: Request<Body>, next: Next) -> Response {
-    if request.method() != Method::POST {
-        return next.run(request).await;
-    }
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(timeout = ?limit, "request timed out");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "the request took longer than {}\n",
-                    humantime::format_duration(limit)
-                ),
-            )
-                .into_response()
-        }
-    }
 }
 
 /// rmcp's Streamable HTTP service: JSON answers to plain requests (SSE only when a

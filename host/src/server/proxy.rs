@@ -4,14 +4,11 @@
 //! trusted hops, so per-address limits and audit records name the client, not the proxy.
 //! From anyone else the header is ignored: a client cannot pick its own address.
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::HeaderMap;
-use axum::middleware::Next;
-use axum::response::Response;
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 /// One `trusted_proxies` entry: an address or a network (`10.0.0.0/8`, `::1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -81,20 +78,17 @@ impl TrustedProxies {
     }
 }
 
-/// The layer: replaces the connection's address with the client's, for every layer
-/// and handler after it.
-pub async fn resolve_client(
-    State(proxies): State<Arc<TrustedProxies>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// Step 2 of the edge: replaces the connection's address with the client's, for every
+/// layer and handler after it. A plain map of the request (`MapRequestLayer`): an axum
+/// `from_fn` middleware would copy the whole stack below it and box it, per request.
+pub fn resolve_client(proxies: &TrustedProxies, mut request: Request) -> Request {
     if let Some(&ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
         let client = proxies.client(peer, request.headers());
         if client != peer {
             request.extensions_mut().insert(ConnectInfo(client));
         }
     }
-    next.run(request).await
+    request
 }
 
 #[cfg(test)]
