@@ -123,29 +123,25 @@ mod tests {
         ))
     }
 
-    fn request(method: Method) -> Request<Body> {
-        Request::builder()
+    /// The answer to a `method` request whose service takes `delay`.
+    async fn answer(delay: Duration, method: Method) -> Response {
+        let request = Request::builder()
             .method(method)
             .uri("/mcp")
             .body(Body::empty())
-            .unwrap()
+            .unwrap();
+        slow(delay).oneshot(request).await.unwrap()
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_post_within_its_time_is_answered() {
-        let answer = slow(Duration::from_millis(900))
-            .oneshot(request(Method::POST))
-            .await
-            .unwrap();
+        let answer = answer(Duration::from_millis(900), Method::POST).await;
         assert_eq!(answer.status(), StatusCode::OK);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_post_past_its_time_is_answered_503_naming_the_limit() {
-        let answer = slow(Duration::from_secs(2))
-            .oneshot(request(Method::POST))
-            .await
-            .unwrap();
+        let answer = answer(Duration::from_secs(2), Method::POST).await;
         assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
         let body = axum::body::to_bytes(answer.into_body(), 1024)
             .await
@@ -155,10 +151,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_get_stream_is_not_cut() {
-        let answer = slow(Duration::from_secs(60))
-            .oneshot(request(Method::GET))
-            .await
-            .unwrap();
+        let answer = answer(Duration::from_secs(60), Method::GET).await;
         assert_eq!(answer.status(), StatusCode::OK);
     }
 }
