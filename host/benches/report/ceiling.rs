@@ -133,7 +133,7 @@ impl Process {
             .env("MCP_BENCH_ROLE", role)
             .stdout(std::process::Stdio::piped())
             .spawn()
-            .expect("the ceiling starts");
+            .expect("the bench server starts");
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -142,7 +142,7 @@ impl Process {
             .trim()
             .strip_prefix("listening on http://")
             .and_then(|rest| rest.strip_suffix("/mcp"))
-            .unwrap_or_else(|| panic!("the ceiling said {line:?}"))
+            .unwrap_or_else(|| panic!("the {role} server said {line:?}"))
             .to_owned();
         Self { child, addr }
     }

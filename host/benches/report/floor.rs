@@ -21,7 +21,7 @@ use mcp_wasm_host::secrets::sources::EnvSource;
 use serde_json::Value;
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::io::AsyncBufReadExt;
 
 /// The echo plugin, ready to instantiate.
@@ -91,7 +91,6 @@ pub fn stdio() -> std::io::Result<()> {
     let runtime = runtime()?;
     let serving = runtime.spawn(async {
         let plugin = Plugin::load().await;
-        let stdout = Arc::new(Mutex::new(std::io::stdout()));
         // Read by the reactor: tokio's own stdin hands each read to a blocking thread.
         let stdin = std::io::stdin().as_fd().try_clone_to_owned()?;
         let stdin = tokio::net::unix::pipe::Receiver::from_owned_fd(stdin)?;
@@ -101,12 +100,12 @@ pub fn stdio() -> std::io::Result<()> {
             let Ok(request) = serde_json::from_str::<Value>(&line) else {
                 continue;
             };
-            let (plugin, stdout) = (plugin.clone(), stdout.clone());
+            let plugin = plugin.clone();
             calls.spawn(async move {
                 if let Some(response) = answer(&plugin, &request).await {
                     let mut line = serde_json::to_vec(&response).expect("a value serializes");
                     line.push(b'\n');
-                    let mut stdout = stdout.lock().unwrap();
+                    let mut stdout = std::io::stdout().lock();
                     stdout.write_all(&line)?;
                     stdout.flush()?;
                 }
